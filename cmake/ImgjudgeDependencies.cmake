@@ -1,0 +1,16 @@
+# Every dependency comes from Debian 12 packages (scripts/install-deps.sh).
+find_package(Torch REQUIRED)
+find_package(fmt REQUIRED)
+find_package(tomlplusplus REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(Threads REQUIRED)
+find_package(JPEG REQUIRED)   # libjpeg-turbo
+find_package(PNG REQUIRED)
+find_package(GIF REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
+# PCRE2 with Unicode properties: the pre-tokenizer regexes of Qwen2/GPT-2/CLIP.
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+if(IMGJUDGE_BUILD_TESTS)
+  find_package(Catch2 REQUIRED)
+endif()

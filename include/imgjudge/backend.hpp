@@ -1,0 +1,163 @@
+// imgjudge: the backend seam (extension tier, see docs/api-stability.md).
+//
+// The Judge decides *what to ask*; a backend decides *how to compute* it. A
+// backend implements these interfaces; the Judge never sees tensors.
+//
+// Thread safety: every method is const and must be safe to call from many
+// threads at once on one object (weights are shared, per-call state lives in
+// the ImageContext or on the stack). The Judge relies on this.
+#pragma once
+
+#include "imgjudge/export.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imgjudge/image.hpp"
+
+namespace imgjudge {
+
+/// Deadline and cancellation of one call, checked by backends between units of
+/// work (layers, decode steps). check() throws Error(DeadlineExceeded/Cancelled).
+class IMGJUDGE_API CallContext {
+ public:
+  using Clock = std::chrono::steady_clock;
+  CallContext() = default;
+  CallContext(std::optional<Clock::time_point> deadline,
+              std::shared_ptr<const std::atomic<bool>> cancelled)
+      : deadline_(deadline), cancelled_(std::move(cancelled)) {}
+
+  /// Throws if the call was cancelled or its deadline has passed.
+  void check() const;
+  bool should_stop() const noexcept;
+
+ private:
+  std::optional<Clock::time_point> deadline_;
+  std::shared_ptr<const std::atomic<bool>> cancelled_;
+};
+
+/// A unit vector in the joint image-text space of a relevance model.
+using Embedding = std::vector<float>;
+
+/// CLIP-like model used for relevance scanning.
+class IMGJUDGE_API RelevanceModel {
+ public:
+  virtual ~RelevanceModel() = default;
+  /// e.g. "clip:openai/clip-vit-base-patch16" (config path or name).
+  virtual std::string model_id() const = 0;
+  /// One L2-normalised embedding per text.
+  virtual std::vector<Embedding> embed_texts(const std::vector<std::string>& texts,
+                                             const CallContext& call) const = 0;
+  /// L2-normalised embedding of the image.
+  virtual Embedding embed_image(const Image& image, const CallContext& call) const = 0;
+};
+
+/// Per-image state of a VisionLanguageModel (encoded image, prefix KV cache).
+/// Created by prepare(), used by score()/generate(), may be used concurrently
+/// from several threads for reading.
+class IMGJUDGE_API ImageContext {
+ public:
+  virtual ~ImageContext() = default;
+};
+
+/// One yes/no question about a precondition statement.
+struct Question {
+  std::string statement;  ///< The precondition statement c.
+  std::string prompt;     ///< The full user prompt, the statement already in it.
+};
+
+/// Which answer words are read from the first answer token.
+struct AnswerWords {
+  std::string yes = "Yes";
+  std::string no = "No";
+};
+
+struct ChatTurn {
+  enum class Role { System, User, Assistant };
+  Role role = Role::User;
+  std::string text;
+};
+
+struct GenerateLimits {
+  int max_new_tokens = 256;
+  std::vector<std::string> stop;  ///< Stop strings, in addition to the model's end tokens.
+};
+
+/// Optional model behaviours, so the Judge degrades clearly, never silently.
+struct Capabilities {
+  bool generate = true;        ///< generate() works (needed for cascaded reasoning).
+  bool score_without_image = true;  ///< score(nullptr, ...) works (needed for m0).
+};
+
+/// A multimodal LLM asked yes/no questions about an image.
+class IMGJUDGE_API VisionLanguageModel {
+ public:
+  virtual ~VisionLanguageModel() = default;
+  virtual std::string model_id() const = 0;
+  virtual Capabilities capabilities() const = 0;
+
+  /// Encodes the image once (vision tower + prefill of the shared prompt prefix).
+  virtual std::shared_ptr<const ImageContext> prepare(const Image& image,
+                                                      const CallContext& call) const = 0;
+
+  /// P(yes) / (P(yes) + P(no)) at the first answer token, one per question, in
+  /// order. `image == nullptr` asks without any image (the language prior m0).
+  virtual std::vector<double> score(const ImageContext* image,
+                                    const std::vector<Question>& questions,
+                                    const AnswerWords& answers,
+                                    const CallContext& call) const = 0;
+
+  /// Greedy generation of the next assistant turn after `turns`.
+  virtual std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
+                               const GenerateLimits& limits, const CallContext& call) const = 0;
+
+  /// Human-readable statement of the answer tokens used for `answers`, e.g.
+  /// "yes=[9454 'Yes'] no=[2753 'No']"; reported in verdicts.
+  virtual std::string describe_answer_tokens(const AnswerWords& answers) const = 0;
+};
+
+/// A detected region with its confidence in [0, 1].
+struct Detection {
+  Box box;
+  float confidence = 0;
+};
+
+/// Open-vocabulary object locator (CLUE strategy 2), e.g. OWLv2 or an MLLM's grounding.
+class IMGJUDGE_API Locator {
+ public:
+  virtual ~Locator() = default;
+  virtual std::string model_id() const = 0;
+  virtual std::vector<Detection> locate(const Image& image, const std::string& phrase,
+                                        const CallContext& call) const = 0;
+};
+
+/// The models one Judge uses. Relevance and locator are optional.
+struct Models {
+  std::shared_ptr<const RelevanceModel> relevance;
+  std::shared_ptr<const VisionLanguageModel> vlm;
+  std::shared_ptr<const Locator> locator;
+};
+
+/// How to load models: `backend` picks the implementation by name.
+struct ModelConfig {
+  std::string backend = "torch";      ///< "torch" or "scripted".
+  std::string model_dir;              ///< Hugging Face folder of the MLLM.
+  std::string relevance_model_dir;    ///< Hugging Face folder of CLIP/SigLIP (optional).
+  std::string script_path;            ///< Scripted backend: its answer script (TOML).
+  std::string device = "cpu";         ///< "cpu" or "cuda[:N]".
+  std::string dtype = "auto";         ///< "auto", "float32", "bfloat16".
+  int threads = 0;                    ///< Intra-op threads; 0 = all cores.
+};
+
+/// Loads the models named by `config` (Error(InvalidArgument) for an unknown backend).
+IMGJUDGE_API Models load_models(const ModelConfig& config);
+
+/// Names of the backends compiled into this build, e.g. {"scripted", "torch"}.
+IMGJUDGE_API std::vector<std::string> available_backends();
+
+}  // namespace imgjudge

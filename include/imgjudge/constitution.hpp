@@ -1,0 +1,103 @@
+// imgjudge: the constitution, a TOML list of safety rules (docs/constitution-format.md).
+#pragma once
+
+#include "imgjudge/export.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace imgjudge {
+
+/// Every threshold of the CLUE method. Constitution-wide defaults, optionally
+/// overridden per rule. Defaults are the paper's (docs/constitution-format.md).
+struct Thresholds {
+  /// Relevance scanning: a rule is judged only if cos(image, rule text) >= relevance.
+  double relevance = 0.22;
+  /// Strategy 1 reject: M(x,c) - m0 < -reject_factor * m0.
+  double reject_factor = 0.3;
+  /// Strategy 1 accept: M(x,c) - m0 > accept_factor * (1 - m0).
+  double accept_factor = 0.8;
+  /// Strategy 2 accept: M(x,c) - M(x without the central object, c) > region_delta ("beta").
+  double region_delta = 0.6;
+  /// Strategy 2 uses a detected box only if its confidence exceeds this.
+  double locator_confidence = 0.05;
+  /// A box under this fraction of the image area is judged on its crop instead.
+  double small_region_fraction = 0.01;
+  /// Run cascaded chain-of-thought reasoning for items that stay uncertain.
+  bool cascade = true;
+};
+
+/// The prompts the Judge asks. `{statement}` is replaced by a precondition statement.
+struct QuestionTemplates {
+  /// Token-probability question (the paper's wording).
+  std::string score =
+      "Is the following content visible via this image? Answer \"Yes\" or \"No\". "
+      "Statement: {statement}";
+  /// Cascaded reasoning, turn 1: think step by step.
+  std::string reason =
+      "Look at the image carefully and think step by step: is the following statement "
+      "true of what is visible in this image? Statement: {statement}";
+  /// Cascaded reasoning, turn 2: the answer as JSON.
+  std::string reason_json =
+      "Based on your reasoning, answer in JSON only, as {\"rating\": \"Yes\" or \"No\", "
+      "\"rationale\": \"one sentence\"}. Is the statement true of the image?";
+};
+
+/// One precondition of a rule: satisfied if ANY of its statements is visible.
+struct ChainItem {
+  std::vector<std::string> any_of;   ///< Short visual statements (OR).
+  std::vector<std::string> objects;  ///< Central object words for strategy 2 (may be empty).
+};
+
+enum class Severity { Low, Medium, High, Critical };
+IMGJUDGE_API const char* severity_name(Severity severity) noexcept;  ///< "low", "medium", ...
+
+struct Rule {
+  std::string id;        ///< Unique, [a-z0-9_.-]+.
+  std::string category;  ///< e.g. "sexual", "violence".
+  Severity severity = Severity::High;
+  std::string text;            ///< The rule as the policy team wrote it.
+  std::string objective_text;  ///< The objectified rewrite the model is asked about.
+  /// AND of items. A rule is violated only if every item is accepted.
+  std::vector<ChainItem> chain;
+  /// Texts embedded for relevance scanning (defaults to {objective_text}).
+  std::vector<std::string> relevance_texts;
+  /// Constitution defaults with this rule's overrides applied.
+  Thresholds thresholds;
+  /// Constitution templates with this rule's overrides applied.
+  QuestionTemplates questions;
+};
+
+/// A validated constitution. Plain data: copy it, inspect it, hand it to a Judge.
+struct IMGJUDGE_API Constitution {
+  int schema_version = 1;
+  std::string name;
+  std::string version;
+  std::string description;
+  Thresholds defaults;
+  QuestionTemplates questions;
+  std::vector<Rule> rules;
+  /// "sha256:<hex>" of the normalized constitution (independent of comments,
+  /// key order and whitespace); reported in every verdict for audit.
+  std::string hash;
+  /// Where it came from (a path or "<string>"), used in error messages.
+  std::string source;
+
+  /// Parses and validates TOML. Errors are Error(InvalidConstitution) with
+  /// "source:line:column: what is wrong".
+  static Constitution from_string(const std::string& toml_text,
+                                  const std::string& source_name = "<string>");
+  /// Reads a file (Error(Io) if unreadable) and parses it.
+  static Constitution from_file(const std::string& path);
+
+  /// The constitution bundled with imgjudge (docs/default-constitution.toml).
+  static Constitution builtin_default();
+
+  const Rule* find_rule(const std::string& id) const noexcept;
+};
+
+/// Non-fatal findings of `imgjudge constitution check` (e.g. a rule with no chain).
+IMGJUDGE_API std::vector<std::string> lint_constitution(const Constitution& constitution);
+
+}  // namespace imgjudge

@@ -1,0 +1,98 @@
+// imgjudge: the verdict on one image, and its stable JSON form (docs/verdict-json.md).
+#pragma once
+
+#include "imgjudge/export.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imgjudge/constitution.hpp"
+
+namespace imgjudge {
+
+enum class Decision { Safe, Unsafe };
+IMGJUDGE_API const char* decision_name(Decision decision) noexcept;  ///< "safe" / "unsafe"
+
+/// The outcome of one precondition (chain item).
+enum class ItemOutcome {
+  Accepted,      ///< The item holds.
+  Rejected,      ///< The item does not hold: the rule is not violated.
+  Uncertain,     ///< Still undecided after every enabled stage (counts as not holding).
+  NotEvaluated,  ///< Skipped by early exit after an earlier item was rejected.
+};
+IMGJUDGE_API const char* item_outcome_name(ItemOutcome outcome) noexcept;
+
+/// Which stage of the method decided an item.
+enum class Stage {
+  None,       ///< Not evaluated.
+  Prior,      ///< Strategy 1: score against the language prior m0.
+  Direct,     ///< Debiasing off: score compared with 0.5.
+  Region,     ///< Strategy 2: score with the central object removed (or its crop).
+  Reasoning,  ///< Cascaded chain-of-thought.
+  Undecided,  ///< No stage could decide (e.g. cascade off).
+};
+IMGJUDGE_API const char* stage_name(Stage stage) noexcept;
+
+/// Scores of one statement of an item (an item is an OR of statements).
+struct StatementScore {
+  std::string statement;
+  double score = 0;  ///< M(x, c): P(yes)/(P(yes)+P(no)) with the image.
+  double prior = 0;  ///< m0 = M(None, c): the same question without the image.
+  std::optional<double> region_score;  ///< M(x without the central object, c), strategy 2.
+  std::optional<double> crop_score;    ///< M(crop of a small central object, c), strategy 2.
+  ItemOutcome outcome = ItemOutcome::NotEvaluated;
+  Stage decided_by = Stage::None;
+  std::string rationale;  ///< From cascaded reasoning, if it ran.
+};
+
+struct ItemResult {
+  ItemOutcome outcome = ItemOutcome::NotEvaluated;
+  Stage decided_by = Stage::None;
+  std::vector<StatementScore> statements;  ///< One per OR alternative.
+  int deciding_statement = -1;  ///< Index into statements of the accepted one, or -1.
+};
+
+struct RuleResult {
+  std::string id;
+  std::string category;
+  Severity severity = Severity::High;
+  std::optional<double> relevance;  ///< Best cosine over the rule's relevance texts.
+  bool judged = false;    ///< False if relevance scanning skipped the rule.
+  bool violated = false;  ///< True iff every chain item was accepted.
+  std::vector<ItemResult> items;
+};
+
+/// Wall-clock milliseconds per stage of one call.
+struct StageTimings {
+  double decode_ms = 0;
+  double relevance_ms = 0;
+  double prepare_ms = 0;
+  double scoring_ms = 0;
+  double region_ms = 0;
+  double reasoning_ms = 0;
+  double total_ms = 0;
+};
+
+struct IMGJUDGE_API Verdict {
+  Decision decision = Decision::Safe;
+  std::vector<std::string> violated_rules;  ///< Rule ids, in constitution order.
+  std::vector<RuleResult> rules;            ///< One per rule, in constitution order.
+  StageTimings timings;
+  int questions_scored = 0;  ///< Yes/no questions asked (with an image).
+  int reasoning_calls = 0;   ///< Cascaded reasoning conversations run.
+  std::vector<std::string> notes;  ///< e.g. "strategy 2 skipped: no locator configured".
+  std::string image_hash;          ///< Image::content_hash().
+  int image_width = 0, image_height = 0;
+  std::string constitution_name, constitution_version, constitution_hash;
+  std::string vlm_model_id, relevance_model_id, locator_model_id;
+  std::string answer_tokens;  ///< VisionLanguageModel::describe_answer_tokens().
+
+  bool unsafe() const noexcept { return decision == Decision::Unsafe; }
+  const RuleResult* find_rule(const std::string& id) const noexcept;
+  /// The stable JSON form (one line, schema "imgjudge.verdict/1").
+  std::string to_json() const;
+};
+
+}  // namespace imgjudge

@@ -1,0 +1,21 @@
+// The one place that knows every backend (explicit registration, no static
+// self-registration: what a build contains is readable here).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "backends/torch/torch_backend.hpp"
+#include "imgjudge/backend.hpp"
+#include "imgjudge/error.hpp"
+
+namespace imgjudge {
+
+std::vector<std::string> available_backends() { return {"torch"}; }
+
+Models load_models(const ModelConfig& config) {
+  if (config.backend == "torch") return backends::torch::load_models(config);
+  throw Error(ErrorCode::InvalidArgument,
+              fmt::format("unknown backend \"{}\" (available: {})", config.backend,
+                          fmt::join(available_backends(), ", ")));
+}
+
+}  // namespace imgjudge

@@ -1,0 +1,25 @@
+// The subcommands of the `imgjudge` tool. Each takes the arguments after its
+// name and returns the process exit status (0 success, 1 a negative result
+// such as an unsafe image or a failed check, 2 usage or input errors).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace imgjudge::cli {
+
+using Argv = std::vector<std::string>;
+
+struct Command {
+  const char* name;     ///< e.g. "judge" or "constitution check"
+  const char* summary;  ///< One line for `imgjudge --help`.
+  int (*run)(const Argv& args);
+};
+
+/// Every subcommand, in the order `imgjudge --help` lists them.
+const std::vector<Command>& commands();
+
+int run_judge(const Argv& args);
+int run_constitution_check(const Argv& args);
+
+}  // namespace imgjudge::cli

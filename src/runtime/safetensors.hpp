@@ -1,0 +1,78 @@
+// Memory-mapped safetensors files, parsed and validated without libtorch.
+//
+// Format: u64-LE header length N, N bytes of JSON {name: {dtype, shape,
+// data_offsets:[begin,end]}, "__metadata__": {...}}, then the raw data. Every
+// field is validated before any byte is trusted (see validate rules in .cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace imgjudge::runtime {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
+const char* dtype_name(DType dtype) noexcept;      ///< safetensors spelling: "F32", "BF16", ...
+std::size_t dtype_size(DType dtype) noexcept;      ///< bytes per element
+
+/// One tensor inside a mapped file: a read-only view, valid while the file lives.
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+  const std::uint8_t* data = nullptr;  ///< Not necessarily aligned.
+  std::size_t byte_size = 0;
+  std::int64_t numel() const noexcept;
+};
+
+/// A read-only memory mapping of one .safetensors file (shared by every view).
+class SafetensorsFile {
+ public:
+  /// Maps and validates `path`. Throws Error(InvalidModel) naming the file and
+  /// the offending tensor; Error(Io) if it cannot be opened.
+  static std::shared_ptr<const SafetensorsFile> open(const std::string& path);
+  /// Parses an in-memory buffer (tests, fuzzing). The buffer is copied.
+  static std::shared_ptr<const SafetensorsFile> from_bytes(const void* data, std::size_t size,
+                                                           const std::string& name);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const noexcept { return path_; }
+  const std::map<std::string, TensorView>& tensors() const noexcept { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
+  bool contains(const std::string& name) const noexcept { return tensors_.count(name) != 0; }
+  /// Throws Error(InvalidModel) "<path>: no tensor named '<name>'".
+  const TensorView& at(const std::string& name) const;
+
+ private:
+  SafetensorsFile() = default;
+  void parse(const std::uint8_t* base, std::size_t size);
+  std::string path_;
+  void* mapping_ = nullptr;
+  std::size_t mapping_size_ = 0;
+  std::vector<std::uint8_t> owned_;  // from_bytes copies here
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+/// All tensors of a Hugging Face model folder: model.safetensors, or the
+/// shards listed by model.safetensors.index.json.
+class SafetensorsCheckpoint {
+ public:
+  static SafetensorsCheckpoint open_folder(const std::string& dir);
+  const TensorView* find(const std::string& name) const noexcept;
+  const TensorView& at(const std::string& name) const;
+  std::vector<std::string> names() const;
+  const std::string& folder() const noexcept { return folder_; }
+
+ private:
+  std::string folder_;
+  std::vector<std::shared_ptr<const SafetensorsFile>> files_;
+  std::map<std::string, const TensorView*> index_;
+};
+
+}  // namespace imgjudge::runtime
