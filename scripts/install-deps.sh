@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything imgjudge needs to build and test, from Debian 12 packages.
+# Used by README's setup command and by .ci/run. Safe to run again.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build lld pkg-config
+  # model runtime
+  libtorch-dev
+  # core
+  libfmt-dev libtomlplusplus-dev nlohmann-json3-dev
+  # image decoding (well-kept, fuzzed decoders)
+  libjpeg-dev libpng-dev libwebp-dev libgif-dev
+  # tokenizers: Unicode regexes (PCRE2) and normalization/case mapping (ICU)
+  libpcre2-dev libicu-dev
+  # tests
+  catch2 libeigen3-dev
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
