@@ -2,7 +2,9 @@
 //
 // Format: u64-LE header length N, N bytes of JSON {name: {dtype, shape,
 // data_offsets:[begin,end]}, "__metadata__": {...}}, then the raw data. Every
-// field is validated before any byte is trusted (see validate rules in .cpp).
+// field is validated before any byte is trusted (rules listed in the .cpp).
+// Torch-free: compiled into imgjudge_core. runtime/tensor.hpp turns views into
+// at::Tensor without copying.
 #pragma once
 
 #include <cstddef>
@@ -18,23 +20,30 @@ enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
 const char* dtype_name(DType dtype) noexcept;      ///< safetensors spelling: "F32", "BF16", ...
 std::size_t dtype_size(DType dtype) noexcept;      ///< bytes per element
 
-/// One tensor inside a mapped file: a read-only view, valid while the file lives.
+/// Largest JSON header accepted (the format's own reference reader uses 100 MB).
+constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100u << 20;
+
+class SafetensorsFile;
+
+/// One tensor inside a mapped file: a read-only view, valid while `file` lives.
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
   std::vector<std::int64_t> shape;
-  const std::uint8_t* data = nullptr;  ///< Not necessarily aligned.
+  const std::uint8_t* data = nullptr;  ///< Not necessarily aligned. Never write through it.
   std::size_t byte_size = 0;
+  const SafetensorsFile* file = nullptr;  ///< Owner; file->shared_from_this() keeps it alive.
   std::int64_t numel() const noexcept;
 };
 
 /// A read-only memory mapping of one .safetensors file (shared by every view).
-class SafetensorsFile {
+class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
  public:
   /// Maps and validates `path`. Throws Error(InvalidModel) naming the file and
   /// the offending tensor; Error(Io) if it cannot be opened.
   static std::shared_ptr<const SafetensorsFile> open(const std::string& path);
-  /// Parses an in-memory buffer (tests, fuzzing). The buffer is copied.
+  /// Parses an in-memory buffer (tests, fuzzing). The buffer is copied; `name`
+  /// stands in for the path in messages.
   static std::shared_ptr<const SafetensorsFile> from_bytes(const void* data, std::size_t size,
                                                            const std::string& name);
   ~SafetensorsFile();
@@ -60,19 +69,43 @@ class SafetensorsFile {
 };
 
 /// All tensors of a Hugging Face model folder: model.safetensors, or the
-/// shards listed by model.safetensors.index.json.
+/// shards listed by model.safetensors.index.json ("weight_map": name -> file).
+/// Cheap to copy (the mapped files are shared).
 class SafetensorsCheckpoint {
  public:
+  /// Throws Error(InvalidModel) for a folder with neither file, a missing or
+  /// invalid shard, or an index that disagrees with its shards.
   static SafetensorsCheckpoint open_folder(const std::string& dir);
+  /// A checkpoint made of already opened files (tests, single files).
+  static SafetensorsCheckpoint from_files(std::vector<std::shared_ptr<const SafetensorsFile>> files,
+                                          const std::string& folder);
   const TensorView* find(const std::string& name) const noexcept;
+  /// Throws Error(InvalidModel) "<folder>: missing tensor '<name>'".
   const TensorView& at(const std::string& name) const;
-  std::vector<std::string> names() const;
+  std::vector<std::string> names() const;  ///< Sorted.
+  std::size_t size() const noexcept { return index_.size(); }
   const std::string& folder() const noexcept { return folder_; }
 
  private:
+  void add(const std::shared_ptr<const SafetensorsFile>& file);
   std::string folder_;
   std::vector<std::shared_ptr<const SafetensorsFile>> files_;
   std::map<std::string, const TensorView*> index_;
 };
+
+/// A tensor to write: raw little-endian bytes (byte size must equal numel * dtype size).
+struct TensorBytes {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+  std::vector<std::uint8_t> bytes;
+};
+
+/// Serialises tensors (sorted by name, 8-byte aligned data) to the safetensors format.
+std::vector<std::uint8_t> serialize_safetensors(const std::vector<TensorBytes>& tensors,
+                                                const std::map<std::string, std::string>& metadata = {});
+/// serialize_safetensors() written to `path` (Error(Io) on failure).
+void write_safetensors(const std::string& path, const std::vector<TensorBytes>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace imgjudge::runtime
