@@ -91,7 +91,7 @@ struct IMGJUDGE_API Constitution {
   /// Reads a file (Error(Io) if unreadable) and parses it.
   static Constitution from_file(const std::string& path);
 
-  /// The constitution bundled with imgjudge (docs/default-constitution.toml).
+  /// The constitution bundled with imgjudge (src/core/default_constitution.toml).
   static Constitution builtin_default();
 
   const Rule* find_rule(const std::string& id) const noexcept;

@@ -66,8 +66,10 @@ struct BatchResult {
 /// threads at once. A failed call (bad image, deadline) leaves it usable.
 class IMGJUDGE_API Judge {
  public:
-  /// Throws Error(InvalidArgument) if models.vlm is null, or if relevance
-  /// scanning is on without a relevance model.
+  /// Throws Error(InvalidArgument) if models.vlm is null or the constitution
+  /// has no rules. A stage that cannot run (relevance scanning without a
+  /// relevance model, reasoning with a model that cannot generate) is switched
+  /// off and named in every verdict's notes: the Judge degrades clearly, never silently.
   Judge(Constitution constitution, Models models, JudgeOptions options = {});
   ~Judge();
   Judge(Judge&&) noexcept;

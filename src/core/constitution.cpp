@@ -1,0 +1,437 @@
+// Constitution parsing and validation (docs/constitution-format.md).
+//
+// The TOML is read with toml++, then every key is checked against the schema
+// here: unknown keys, wrong types and out-of-range values are errors that name
+// "source:line:column". Nothing is silently ignored, because a misspelt
+// threshold would silently change what the judge flags.
+#include "imgjudge/constitution.hpp"
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "imgjudge/error.hpp"
+#include "util/files.hpp"
+#include "util/sha256.hpp"
+
+namespace imgjudge {
+namespace {
+
+constexpr std::size_t kMaxConstitutionBytes = 4u << 20;
+constexpr std::size_t kMaxStatementChars = 2000;
+constexpr std::size_t kMaxTextChars = 20000;
+constexpr std::size_t kMaxRules = 10000;
+
+// Validation context: knows the source name so every error names where it is.
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const toml::source_region& where, const std::string& what) const {
+    throw Error(ErrorCode::InvalidConstitution,
+                fmt::format("{}:{}:{}: {}", source_, where.begin.line, where.begin.column, what));
+  }
+  [[noreturn]] void fail_at_file(const std::string& what) const {
+    throw Error(ErrorCode::InvalidConstitution, fmt::format("{}: {}", source_, what));
+  }
+
+  // Rejects any key of `table` not in `allowed`, naming the section it is in.
+  void check_keys(const toml::table& table, const std::set<std::string>& allowed,
+                  const std::string& section) const {
+    for (auto&& [key, value] : table) {
+      if (allowed.count(std::string(key.str())) == 0) {
+        std::string list;
+        for (const auto& name : allowed) list += (list.empty() ? "" : ", ") + name;
+        fail(key.source(), fmt::format("unknown key '{}' in {} (allowed: {})", key.str(), section, list));
+      }
+    }
+  }
+
+  const toml::node* find(const toml::table& table, const std::string& key) const {
+    return table.get(key);
+  }
+
+  std::string string(const toml::node& node, const std::string& what, std::size_t max_chars,
+                     bool allow_empty = false) const {
+    const auto* value = node.as_string();
+    if (!value) fail(node.source(), fmt::format("{} must be a string, found {}", what, type_name(node)));
+    std::string text = value->get();
+    if (!allow_empty && trimmed_empty(text)) fail(node.source(), fmt::format("{} must not be empty", what));
+    if (text.size() > max_chars) {
+      fail(node.source(), fmt::format("{} is {} bytes long; the limit is {}", what, text.size(), max_chars));
+    }
+    return text;
+  }
+
+  double number(const toml::node& node, const std::string& what, double min, double max) const {
+    double value = 0;
+    if (const auto* f = node.as_floating_point()) {
+      value = f->get();
+    } else if (const auto* i = node.as_integer()) {
+      value = static_cast<double>(i->get());
+    } else {
+      fail(node.source(), fmt::format("{} must be a number, found {}", what, type_name(node)));
+    }
+    if (!std::isfinite(value) || value < min || value > max) {
+      fail(node.source(), fmt::format("{} = {} is out of range [{}, {}]", what, value, min, max));
+    }
+    return value;
+  }
+
+  bool boolean(const toml::node& node, const std::string& what) const {
+    const auto* value = node.as_boolean();
+    if (!value) fail(node.source(), fmt::format("{} must be true or false, found {}", what, type_name(node)));
+    return value->get();
+  }
+
+  const toml::table& table(const toml::node& node, const std::string& what) const {
+    const auto* value = node.as_table();
+    if (!value) fail(node.source(), fmt::format("{} must be a table, found {}", what, type_name(node)));
+    return *value;
+  }
+
+  const toml::array& array(const toml::node& node, const std::string& what) const {
+    const auto* value = node.as_array();
+    if (!value) fail(node.source(), fmt::format("{} must be an array, found {}", what, type_name(node)));
+    return *value;
+  }
+
+  std::vector<std::string> strings(const toml::node& node, const std::string& what,
+                                   std::size_t max_chars, bool allow_empty_list) const {
+    const auto& list = array(node, what);
+    if (list.empty() && !allow_empty_list) fail(node.source(), fmt::format("{} must not be empty", what));
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      out.push_back(string(*list.get(i), fmt::format("{}[{}]", what, i), max_chars));
+    }
+    return out;
+  }
+
+  static const char* type_name(const toml::node& node) {
+    switch (node.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::date: return "a date";
+      case toml::node_type::time: return "a time";
+      case toml::node_type::date_time: return "a date-time";
+      default: return "nothing";
+    }
+  }
+
+  static bool trimmed_empty(const std::string& text) {
+    return text.find_first_not_of(" \t\r\n") == std::string::npos;
+  }
+
+ private:
+  std::string source_;
+};
+
+const std::set<std::string> kThresholdKeys = {
+    "relevance", "reject_factor", "accept_factor", "region_delta",
+    "locator_confidence", "small_region_fraction", "cascade"};
+const std::set<std::string> kQuestionKeys = {"score", "reason", "reason_json"};
+
+// Applies the keys present in `table` on top of `thresholds`.
+void read_thresholds(const Reader& reader, const toml::table& table, const std::string& section,
+                     Thresholds& thresholds) {
+  reader.check_keys(table, kThresholdKeys, section);
+  auto number = [&](const char* key, double& field, double min, double max) {
+    if (const auto* node = table.get(key)) {
+      field = reader.number(*node, fmt::format("{}.{}", section, key), min, max);
+    }
+  };
+  number("relevance", thresholds.relevance, -1.0, 1.0);
+  number("reject_factor", thresholds.reject_factor, 0.0, 1.0);
+  number("accept_factor", thresholds.accept_factor, 0.0, 1.0);
+  number("region_delta", thresholds.region_delta, 0.0, 1.0);
+  number("locator_confidence", thresholds.locator_confidence, 0.0, 1.0);
+  number("small_region_fraction", thresholds.small_region_fraction, 0.0, 1.0);
+  if (const auto* node = table.get("cascade")) {
+    thresholds.cascade = reader.boolean(*node, section + ".cascade");
+  }
+}
+
+void read_questions(const Reader& reader, const toml::table& table, const std::string& section,
+                    QuestionTemplates& questions) {
+  reader.check_keys(table, kQuestionKeys, section);
+  auto text = [&](const char* key, std::string& field, bool needs_statement) {
+    const auto* node = table.get(key);
+    if (!node) return;
+    const std::string what = fmt::format("{}.{}", section, key);
+    field = reader.string(*node, what, kMaxTextChars);
+    if (needs_statement && field.find("{statement}") == std::string::npos) {
+      reader.fail(node->source(), fmt::format("{} must contain the placeholder {{statement}}", what));
+    }
+  };
+  text("score", questions.score, true);
+  text("reason", questions.reason, true);
+  text("reason_json", questions.reason_json, false);
+}
+
+Severity parse_severity(const Reader& reader, const toml::node& node, const std::string& what) {
+  const std::string name = reader.string(node, what, 32);
+  if (name == "low") return Severity::Low;
+  if (name == "medium") return Severity::Medium;
+  if (name == "high") return Severity::High;
+  if (name == "critical") return Severity::Critical;
+  reader.fail(node.source(),
+              fmt::format("{} = \"{}\" is not one of low, medium, high, critical", what, name));
+}
+
+bool valid_rule_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::vector<ChainItem> read_chain(const Reader& reader, const toml::node& node,
+                                  const std::string& what) {
+  const auto& items = reader.array(node, what);
+  if (items.empty()) {
+    reader.fail(node.source(), fmt::format("{} is empty; a chain needs at least one item (or leave "
+                                           "the key out to judge the objective text as one question)",
+                                           what));
+  }
+  std::vector<ChainItem> chain;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string item_what = fmt::format("{}[{}]", what, i);
+    const auto& item_table = reader.table(*items.get(i), item_what);
+    reader.check_keys(item_table, {"any_of", "objects"}, item_what);
+    const auto* any_of = item_table.get("any_of");
+    if (!any_of) reader.fail(items.get(i)->source(), fmt::format("{} has no 'any_of' list", item_what));
+    ChainItem item;
+    item.any_of = reader.strings(*any_of, item_what + ".any_of", kMaxStatementChars, false);
+    std::set<std::string> seen;
+    for (std::size_t s = 0; s < item.any_of.size(); ++s) {
+      if (!seen.insert(item.any_of[s]).second) {
+        reader.fail(any_of->as_array()->get(s)->source(),
+                    fmt::format("{}.any_of[{}] repeats the statement \"{}\"", item_what, s, item.any_of[s]));
+      }
+    }
+    if (const auto* objects = item_table.get("objects")) {
+      item.objects = reader.strings(*objects, item_what + ".objects", 200, true);
+    }
+    chain.push_back(std::move(item));
+  }
+  return chain;
+}
+
+Rule read_rule(const Reader& reader, const toml::table& table, std::size_t index,
+               const Thresholds& defaults, const QuestionTemplates& questions) {
+  const std::string what = fmt::format("rules[{}]", index);
+  reader.check_keys(table,
+                    {"id", "category", "severity", "text", "objective_text", "chain",
+                     "relevance_texts", "thresholds", "questions"},
+                    what);
+  auto required = [&](const char* key) -> const toml::node& {
+    const auto* node = table.get(key);
+    if (!node) {
+      reader.fail(table.source(), fmt::format("{} has no '{}'", what, key));
+    }
+    return *node;
+  };
+  Rule rule;
+  const auto& id_node = required("id");
+  rule.id = reader.string(id_node, what + ".id", 128);
+  if (!valid_rule_id(rule.id)) {
+    reader.fail(id_node.source(), fmt::format("{}.id = \"{}\": ids use only a-z, 0-9, '_', '.', '-'",
+                                              what, rule.id));
+  }
+  const std::string rule_what = fmt::format("rule '{}'", rule.id);
+  rule.category = reader.string(required("category"), rule_what + " category", 64);
+  if (const auto* node = table.get("severity")) rule.severity = parse_severity(reader, *node, rule_what + " severity");
+  rule.text = reader.string(required("text"), rule_what + " text", kMaxTextChars);
+  rule.objective_text = rule.text;
+  if (const auto* node = table.get("objective_text")) {
+    rule.objective_text = reader.string(*node, rule_what + " objective_text", kMaxTextChars);
+  }
+  if (const auto* node = table.get("chain")) rule.chain = read_chain(reader, *node, rule_what + " chain");
+  rule.relevance_texts = {rule.objective_text};
+  if (const auto* node = table.get("relevance_texts")) {
+    rule.relevance_texts = reader.strings(*node, rule_what + " relevance_texts", kMaxTextChars, false);
+  }
+  rule.thresholds = defaults;
+  if (const auto* node = table.get("thresholds")) {
+    read_thresholds(reader, reader.table(*node, rule_what + " thresholds"), rule_what + " thresholds",
+                    rule.thresholds);
+  }
+  rule.questions = questions;
+  if (const auto* node = table.get("questions")) {
+    read_questions(reader, reader.table(*node, rule_what + " questions"), rule_what + " questions",
+                   rule.questions);
+  }
+  return rule;
+}
+
+nlohmann::json thresholds_json(const Thresholds& t) {
+  return {{"relevance", t.relevance},
+          {"reject_factor", t.reject_factor},
+          {"accept_factor", t.accept_factor},
+          {"region_delta", t.region_delta},
+          {"locator_confidence", t.locator_confidence},
+          {"small_region_fraction", t.small_region_fraction},
+          {"cascade", t.cascade}};
+}
+
+nlohmann::json questions_json(const QuestionTemplates& q) {
+  return {{"score", q.score}, {"reason", q.reason}, {"reason_json", q.reason_json}};
+}
+
+// The normalized form: every value resolved (defaults applied), keys sorted,
+// no comments or formatting. Two files that judge identically hash identically.
+std::string normalized_json(const Constitution& c) {
+  nlohmann::json rules = nlohmann::json::array();
+  for (const auto& rule : c.rules) {
+    nlohmann::json chain = nlohmann::json::array();
+    for (const auto& item : rule.chain) chain.push_back({{"any_of", item.any_of}, {"objects", item.objects}});
+    rules.push_back({{"id", rule.id},
+                     {"category", rule.category},
+                     {"severity", severity_name(rule.severity)},
+                     {"text", rule.text},
+                     {"objective_text", rule.objective_text},
+                     {"chain", chain},
+                     {"relevance_texts", rule.relevance_texts},
+                     {"thresholds", thresholds_json(rule.thresholds)},
+                     {"questions", questions_json(rule.questions)}});
+  }
+  nlohmann::json doc = {{"schema_version", c.schema_version},
+                        {"name", c.name},
+                        {"version", c.version},
+                        {"rules", rules}};
+  return doc.dump();
+}
+
+}  // namespace
+
+const char* severity_name(Severity severity) noexcept {
+  switch (severity) {
+    case Severity::Low: return "low";
+    case Severity::Medium: return "medium";
+    case Severity::High: return "high";
+    case Severity::Critical: return "critical";
+  }
+  return "unknown";
+}
+
+Constitution Constitution::from_string(const std::string& toml_text, const std::string& source_name) {
+  const Reader reader(source_name);
+  if (toml_text.size() > kMaxConstitutionBytes) {
+    reader.fail_at_file(fmt::format("constitution is {} bytes; the limit is {}", toml_text.size(),
+                                    kMaxConstitutionBytes));
+  }
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    reader.fail(e.source(), fmt::format("TOML syntax error: {}", e.description()));
+  }
+
+  Constitution c;
+  c.source = source_name;
+  reader.check_keys(root,
+                    {"schema_version", "name", "version", "description", "defaults", "questions", "rules"},
+                    "the top level");
+  const auto* schema = root.get("schema_version");
+  if (!schema) reader.fail_at_file("missing 'schema_version' (this library reads schema_version = 1)");
+  if (!schema->as_integer() || schema->as_integer()->get() != 1) {
+    reader.fail(schema->source(), "schema_version must be the integer 1 (the only version this library reads)");
+  }
+  const auto* name = root.get("name");
+  if (!name) reader.fail_at_file("missing 'name'");
+  c.name = reader.string(*name, "name", 200);
+  const auto* version = root.get("version");
+  if (!version) reader.fail_at_file("missing 'version'");
+  c.version = reader.string(*version, "version", 64);
+  if (const auto* node = root.get("description")) c.description = reader.string(*node, "description", kMaxTextChars, true);
+  if (const auto* node = root.get("defaults")) {
+    read_thresholds(reader, reader.table(*node, "defaults"), "defaults", c.defaults);
+  }
+  if (const auto* node = root.get("questions")) {
+    read_questions(reader, reader.table(*node, "questions"), "questions", c.questions);
+  }
+
+  const auto* rules_node = root.get("rules");
+  if (!rules_node) reader.fail_at_file("no rules: add at least one [[rules]] table");
+  const auto* rules = rules_node->as_array();
+  if (!rules) reader.fail(rules_node->source(), "'rules' must be an array of tables ([[rules]])");
+  if (rules->empty()) reader.fail(rules_node->source(), "'rules' is empty");
+  if (rules->size() > kMaxRules) reader.fail(rules_node->source(), fmt::format("more than {} rules", kMaxRules));
+  std::map<std::string, const toml::node*> seen_ids;
+  for (std::size_t i = 0; i < rules->size(); ++i) {
+    const auto* node = rules->get(i);
+    Rule rule = read_rule(reader, reader.table(*node, fmt::format("rules[{}]", i)), i, c.defaults, c.questions);
+    auto [it, inserted] = seen_ids.emplace(rule.id, node);
+    if (!inserted) {
+      const auto& first = it->second->source().begin;
+      reader.fail(node->source(), fmt::format("duplicate rule id '{}' (first defined at line {})",
+                                              rule.id, first.line));
+    }
+    c.rules.push_back(std::move(rule));
+  }
+  c.hash = "sha256:" + util::sha256_hex(normalized_json(c));
+  return c;
+}
+
+Constitution Constitution::from_file(const std::string& path) {
+  return from_string(util::read_file_text(path, kMaxConstitutionBytes), path);
+}
+
+const Rule* Constitution::find_rule(const std::string& id) const noexcept {
+  for (const auto& rule : rules) {
+    if (rule.id == id) return &rule;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> lint_constitution(const Constitution& constitution) {
+  std::vector<std::string> findings;
+  for (const auto& rule : constitution.rules) {
+    if (rule.chain.empty()) {
+      findings.push_back(fmt::format("rule '{}': no precondition chain; its objective text is asked "
+                                     "as one question (run `imgjudge constitution chains`)", rule.id));
+    }
+    if (rule.objective_text == rule.text) {
+      findings.push_back(fmt::format("rule '{}': objective_text is the original text; objectify it "
+                                     "(`imgjudge constitution objectify`)", rule.id));
+    }
+    std::set<std::string> statements;
+    for (std::size_t i = 0; i < rule.chain.size(); ++i) {
+      for (const auto& statement : rule.chain[i].any_of) {
+        if (!statements.insert(statement).second) {
+          findings.push_back(fmt::format("rule '{}': chain item {} repeats the statement \"{}\" of an "
+                                         "earlier item", rule.id, i, statement));
+        }
+        if (statement.size() < 8) {
+          findings.push_back(fmt::format("rule '{}': chain item {}: statement \"{}\" is nearly empty",
+                                         rule.id, i, statement));
+        }
+      }
+    }
+  }
+  return findings;
+}
+
+}  // namespace imgjudge
+
+namespace imgjudge {
+namespace core {
+extern const char* const kDefaultConstitutionToml;
+}
+
+Constitution Constitution::builtin_default() {
+  return from_string(core::kDefaultConstitutionToml, "<builtin default constitution>");
+}
+
+}  // namespace imgjudge

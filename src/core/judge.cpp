@@ -1,0 +1,554 @@
+// The CLUE online pipeline (../shared/reference/clue.md, docs/method.md).
+//
+// Per image: relevance scanning -> (image encoded once) -> chain items asked in
+// rounds, item k of every live rule in ONE batched score call -> strategy 1
+// against the cached language prior m0 -> uncertain statements go to strategy 2
+// (central object removed, or its crop) and then to cascaded reasoning.
+// Everything image-independent (rule embeddings, m0, prompts) is done once, in
+// the constructor; a Judge is immutable afterwards.
+#include "imgjudge/judge.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/reasoning.hpp"
+
+namespace imgjudge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
+std::string render(const std::string& template_text, const std::string& statement) {
+  std::string out = template_text;
+  const std::string placeholder = "{statement}";
+  for (std::size_t at = out.find(placeholder); at != std::string::npos;
+       at = out.find(placeholder, at + statement.size())) {
+    out.replace(at, placeholder.size(), statement);
+  }
+  return out;
+}
+
+double cosine(const Embedding& a, const Embedding& b) {
+  if (a.size() != b.size()) {
+    throw Error(ErrorCode::Backend,
+                fmt::format("relevance model returned embeddings of different sizes ({} and {})",
+                            a.size(), b.size()));
+  }
+  double dot = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) dot += double(a[i]) * double(b[i]);
+  return dot;
+}
+
+// Strategy 1 of the paper: compare M(x,c) with the language prior m0.
+ItemOutcome classify_against_prior(double score, double prior, const Thresholds& t) {
+  if (score - prior < -t.reject_factor * prior) return ItemOutcome::Rejected;
+  if (score - prior > t.accept_factor * (1.0 - prior)) return ItemOutcome::Accepted;
+  return ItemOutcome::Uncertain;
+}
+
+}  // namespace
+
+CallOptions CallOptions::with_timeout(std::chrono::milliseconds timeout) {
+  CallOptions options;
+  options.deadline = Clock::now() + timeout;
+  return options;
+}
+
+struct Judge::Impl {
+  struct Statement {
+    std::string text;
+    std::string prompt;
+    double prior = std::numeric_limits<double>::quiet_NaN();
+  };
+  struct Item {
+    std::vector<Statement> any_of;
+    std::vector<std::string> objects;
+  };
+  struct PreparedRule {
+    const Rule* rule = nullptr;
+    std::vector<Item> items;
+    std::vector<Embedding> relevance_embeddings;
+  };
+
+  Constitution constitution;
+  Models models;
+  JudgeOptions options;
+  std::vector<PreparedRule> rules;
+  std::map<std::string, double> prior_by_statement;
+  std::string answer_tokens;
+  std::vector<std::string> notes;  // Stage degradations known at construction.
+  bool use_relevance = false;
+  bool use_debias = false;
+  bool use_cascade = false;
+
+  // Per-call state, on the stack of judge(): the Judge itself stays immutable.
+  struct Call {
+    const Image& image;
+    const ImageContext* image_context;
+    const CallContext& context;
+    Verdict& verdict;
+    std::set<std::string> notes;
+  };
+
+  void prepare_rules();
+  void compute_priors();
+  void embed_rule_texts();
+  Verdict judge(const Image& image, const CallOptions& options) const;
+  ItemResult evaluate_item(const PreparedRule& rule, const Item& item,
+                           const std::map<std::string, double>& scores, Call& call) const;
+  void resolve_uncertain(const PreparedRule& rule, const Item& item, StatementScore& statement,
+                         const std::string& prompt, Call& call) const;
+  void reason(const Rule& rule, const ImageContext* context, StatementScore& statement,
+              Call& call) const;
+};
+
+void Judge::Impl::prepare_rules() {
+  for (const auto& rule : constitution.rules) {
+    PreparedRule prepared;
+    prepared.rule = &rule;
+    auto make_statement = [&](const std::string& text) {
+      return Statement{text, render(rule.questions.score, text)};
+    };
+    if (options.chains && !rule.chain.empty()) {
+      for (const auto& chain_item : rule.chain) {
+        Item item;
+        for (const auto& text : chain_item.any_of) item.any_of.push_back(make_statement(text));
+        item.objects = chain_item.objects;
+        prepared.items.push_back(std::move(item));
+      }
+    } else {
+      // Without chains the whole (objective) rule is one question, as in the paper's ablation.
+      prepared.items.push_back(Item{{make_statement(rule.objective_text)}, {}});
+    }
+    rules.push_back(std::move(prepared));
+  }
+}
+
+void Judge::Impl::compute_priors() {
+  // m0 = M(None, c) does not depend on the image: ask every distinct prompt once, here.
+  std::vector<Question> questions;
+  std::map<std::string, std::size_t> index_of_prompt;
+  for (const auto& rule : rules) {
+    for (const auto& item : rule.items) {
+      for (const auto& statement : item.any_of) {
+        if (index_of_prompt.emplace(statement.prompt, questions.size()).second) {
+          questions.push_back({statement.text, statement.prompt});
+        }
+      }
+    }
+  }
+  const std::vector<double> priors = models.vlm->score(nullptr, questions, options.answers, CallContext{});
+  if (priors.size() != questions.size()) {
+    throw Error(ErrorCode::Backend, fmt::format("backend returned {} priors for {} questions",
+                                                priors.size(), questions.size()));
+  }
+  for (auto& rule : rules) {
+    for (auto& item : rule.items) {
+      for (auto& statement : item.any_of) {
+        statement.prior = priors[index_of_prompt.at(statement.prompt)];
+        prior_by_statement[statement.text] = statement.prior;
+      }
+    }
+  }
+}
+
+void Judge::Impl::embed_rule_texts() {
+  std::vector<std::string> texts;
+  for (const auto& rule : rules) {
+    texts.insert(texts.end(), rule.rule->relevance_texts.begin(), rule.rule->relevance_texts.end());
+  }
+  const std::vector<Embedding> embeddings = models.relevance->embed_texts(texts, CallContext{});
+  if (embeddings.size() != texts.size()) {
+    throw Error(ErrorCode::Backend, fmt::format("relevance model returned {} embeddings for {} texts",
+                                                embeddings.size(), texts.size()));
+  }
+  std::size_t next = 0;
+  for (auto& rule : rules) {
+    for (std::size_t i = 0; i < rule.rule->relevance_texts.size(); ++i) {
+      rule.relevance_embeddings.push_back(embeddings[next++]);
+    }
+  }
+}
+
+Judge::Judge(Constitution constitution, Models models, JudgeOptions options)
+    : impl_([&] {
+        if (!models.vlm) {
+          throw Error(ErrorCode::InvalidArgument, "Judge needs a vision-language model (Models::vlm is null)");
+        }
+        if (constitution.rules.empty()) {
+          throw Error(ErrorCode::InvalidArgument, "Judge needs a constitution with at least one rule");
+        }
+        auto impl = std::make_unique<Impl>();
+        impl->constitution = std::move(constitution);
+        impl->models = std::move(models);
+        impl->options = std::move(options);
+        Impl& self = *impl;
+        const Capabilities caps = self.models.vlm->capabilities();
+
+        self.use_relevance = self.options.relevance && self.models.relevance != nullptr;
+        if (self.options.relevance && !self.models.relevance) {
+          self.notes.push_back("relevance scanning off: no relevance model configured; every rule is judged");
+        }
+        self.use_debias = self.options.debias && caps.score_without_image;
+        if (self.options.debias && !caps.score_without_image) {
+          self.notes.push_back("debiasing off: the model cannot score without an image; items are "
+                               "accepted iff M(x,c) > 0.5");
+        }
+        self.use_cascade = self.options.cascade && caps.generate;
+        if (self.options.cascade && !caps.generate) {
+          self.notes.push_back("cascaded reasoning off: the model cannot generate text");
+        }
+
+        self.prepare_rules();
+        if (self.use_debias) self.compute_priors();
+        if (self.use_relevance) self.embed_rule_texts();
+        self.answer_tokens = self.models.vlm->describe_answer_tokens(self.options.answers);
+        return std::unique_ptr<const Impl>(std::move(impl));
+      }()) {}
+
+Judge::~Judge() = default;
+Judge::Judge(Judge&&) noexcept = default;
+Judge& Judge::operator=(Judge&&) noexcept = default;
+
+const Constitution& Judge::constitution() const noexcept { return impl_->constitution; }
+const JudgeOptions& Judge::options() const noexcept { return impl_->options; }
+
+double Judge::prior(const std::string& statement) const noexcept {
+  auto it = impl_->prior_by_statement.find(statement);
+  return it == impl_->prior_by_statement.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+}
+
+Verdict Judge::judge(const Image& image, const CallOptions& call) const { return impl_->judge(image, call); }
+
+Verdict Judge::judge_bytes(const void* bytes, std::size_t size, const CallOptions& call) const {
+  const auto start = Clock::now();
+  Image image = decode_image(bytes, size, impl_->options.decode);
+  const double decode_ms = elapsed_ms(start);
+  Verdict verdict = impl_->judge(image, call);
+  verdict.timings.decode_ms = decode_ms;
+  verdict.timings.total_ms += decode_ms;
+  return verdict;
+}
+
+Verdict Judge::judge_file(const std::string& path, const CallOptions& call) const {
+  const auto start = Clock::now();
+  Image image = load_image_file(path, impl_->options.decode);
+  const double decode_ms = elapsed_ms(start);
+  Verdict verdict = impl_->judge(image, call);
+  verdict.timings.decode_ms = decode_ms;
+  verdict.timings.total_ms += decode_ms;
+  return verdict;
+}
+
+std::vector<BatchResult> Judge::judge_batch(const std::vector<Image>& images, const CallOptions& call) const {
+  std::vector<BatchResult> results(images.size());
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    try {
+      results[i].verdict = judge(images[i], call);
+    } catch (const Error& e) {
+      results[i].error_code = e.code();
+      results[i].error_message = e.what();
+      // A deadline or cancellation covers the whole batch: stop, and say so for the rest.
+      if (e.code() == ErrorCode::DeadlineExceeded || e.code() == ErrorCode::Cancelled) {
+        for (std::size_t j = i + 1; j < images.size(); ++j) {
+          results[j].error_code = e.code();
+          results[j].error_message = e.what();
+        }
+        break;
+      }
+    }
+  }
+  return results;
+}
+
+Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) const {
+  const auto start = Clock::now();
+  const CallContext context(call_options.deadline,
+                            call_options.cancel ? call_options.cancel->flag() : nullptr);
+  context.check();
+  if (image.empty() || image.rgb.size() != std::size_t(image.width) * image.height * 3) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("image is empty or inconsistent ({}x{} with {} bytes)", image.width,
+                            image.height, image.rgb.size()));
+  }
+
+  Verdict verdict;
+  verdict.image_hash = "sha256:" + image.content_hash();
+  verdict.image_width = image.width;
+  verdict.image_height = image.height;
+  verdict.constitution_name = constitution.name;
+  verdict.constitution_version = constitution.version;
+  verdict.constitution_hash = constitution.hash;
+  verdict.vlm_model_id = models.vlm->model_id();
+  if (models.relevance) verdict.relevance_model_id = models.relevance->model_id();
+  if (models.locator) verdict.locator_model_id = models.locator->model_id();
+  verdict.answer_tokens = answer_tokens;
+  verdict.notes = notes;
+
+  // 1. Relevance scanning: skip rules the image is not about.
+  verdict.rules.resize(rules.size());
+  std::vector<bool> alive(rules.size(), true);
+  {
+    const auto stage_start = Clock::now();
+    Embedding image_embedding;
+    if (use_relevance) image_embedding = models.relevance->embed_image(image, context);
+    for (std::size_t r = 0; r < rules.size(); ++r) {
+      const Rule& rule = *rules[r].rule;
+      RuleResult& result = verdict.rules[r];
+      result.id = rule.id;
+      result.category = rule.category;
+      result.severity = rule.severity;
+      result.judged = true;
+      if (use_relevance) {
+        double best = -1.0;
+        for (const auto& text_embedding : rules[r].relevance_embeddings) {
+          best = std::max(best, cosine(image_embedding, text_embedding));
+        }
+        result.relevance = best;
+        result.judged = best >= rule.thresholds.relevance;
+      }
+      alive[r] = result.judged;
+    }
+    verdict.timings.relevance_ms = elapsed_ms(stage_start);
+  }
+
+  // 2. Encode the image once, if any rule is left to judge.
+  if (std::find(alive.begin(), alive.end(), true) != alive.end()) {
+    context.check();
+    auto stage_start = Clock::now();
+    const std::shared_ptr<const ImageContext> image_context = models.vlm->prepare(image, context);
+    verdict.timings.prepare_ms = elapsed_ms(stage_start);
+    Call call{image, image_context.get(), context, verdict, {}};
+
+    // 3. Chain items in rounds: item k of every live rule in one batched call.
+    std::size_t longest_chain = 0;
+    for (const auto& rule : rules) longest_chain = std::max(longest_chain, rule.items.size());
+    for (std::size_t k = 0; k < longest_chain; ++k) {
+      std::vector<Question> questions;
+      std::map<std::string, double> scores;  // prompt -> M(x, c)
+      for (std::size_t r = 0; r < rules.size(); ++r) {
+        if (!alive[r] || k >= rules[r].items.size()) continue;
+        for (const auto& statement : rules[r].items[k].any_of) {
+          if (scores.emplace(statement.prompt, 0.0).second) {
+            questions.push_back({statement.text, statement.prompt});
+          }
+        }
+      }
+      if (questions.empty()) break;
+      context.check();
+      stage_start = Clock::now();
+      const std::vector<double> answers =
+          models.vlm->score(image_context.get(), questions, options.answers, context);
+      if (answers.size() != questions.size()) {
+        throw Error(ErrorCode::Backend, fmt::format("backend returned {} scores for {} questions",
+                                                    answers.size(), questions.size()));
+      }
+      for (std::size_t q = 0; q < questions.size(); ++q) scores[questions[q].prompt] = answers[q];
+      verdict.questions_scored += static_cast<int>(questions.size());
+      verdict.timings.scoring_ms += elapsed_ms(stage_start);
+
+      for (std::size_t r = 0; r < rules.size(); ++r) {
+        if (!alive[r] || k >= rules[r].items.size()) continue;
+        ItemResult item = evaluate_item(rules[r], rules[r].items[k], scores, call);
+        const bool accepted = item.outcome == ItemOutcome::Accepted;
+        verdict.rules[r].items.push_back(std::move(item));
+        if (!accepted && options.early_exit) alive[r] = false;
+      }
+    }
+    verdict.notes.insert(verdict.notes.end(), call.notes.begin(), call.notes.end());
+  }
+
+  // 4. A rule is violated iff every item of its chain was accepted.
+  for (std::size_t r = 0; r < rules.size(); ++r) {
+    RuleResult& result = verdict.rules[r];
+    // Pad the items early exit skipped, so every rule reports its whole chain.
+    while (result.judged && result.items.size() < rules[r].items.size()) {
+      ItemResult skipped;
+      for (const auto& statement : rules[r].items[result.items.size()].any_of) {
+        StatementScore s;
+        s.statement = statement.text;
+        s.prior = statement.prior;
+        s.score = std::numeric_limits<double>::quiet_NaN();
+        skipped.statements.push_back(std::move(s));
+      }
+      result.items.push_back(std::move(skipped));
+    }
+    result.violated = result.judged && !result.items.empty() &&
+                      std::all_of(result.items.begin(), result.items.end(), [](const ItemResult& item) {
+                        return item.outcome == ItemOutcome::Accepted;
+                      });
+    if (result.violated) verdict.violated_rules.push_back(result.id);
+  }
+  verdict.decision = verdict.violated_rules.empty() ? Decision::Safe : Decision::Unsafe;
+  verdict.timings.total_ms = elapsed_ms(start);
+  return verdict;
+}
+
+ItemResult Judge::Impl::evaluate_item(const PreparedRule& rule, const Item& item,
+                                      const std::map<std::string, double>& scores, Call& call) const {
+  const Thresholds& t = rule.rule->thresholds;
+  ItemResult result;
+  for (const auto& statement : item.any_of) {
+    StatementScore s;
+    s.statement = statement.text;
+    s.score = scores.at(statement.prompt);
+    s.prior = statement.prior;
+    if (!use_debias) {
+      s.outcome = s.score > 0.5 ? ItemOutcome::Accepted : ItemOutcome::Rejected;
+      s.decided_by = Stage::Direct;
+    } else {
+      s.outcome = classify_against_prior(s.score, s.prior, t);
+      s.decided_by = s.outcome == ItemOutcome::Uncertain ? Stage::Undecided : Stage::Prior;
+    }
+    result.statements.push_back(std::move(s));
+  }
+
+  // OR item: the alternative with the highest score among those accepted decides.
+  auto pick_accepted = [&]() {
+    int best = -1;
+    for (std::size_t i = 0; i < result.statements.size(); ++i) {
+      const auto& s = result.statements[i];
+      if (s.outcome == ItemOutcome::Accepted && (best < 0 || s.score > result.statements[best].score)) {
+        best = static_cast<int>(i);
+      }
+    }
+    return best;
+  };
+  int accepted = pick_accepted();
+  if (accepted < 0 && use_debias) {
+    // Only uncertain alternatives can still be accepted; try them most likely first.
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < result.statements.size(); ++i) {
+      if (result.statements[i].outcome == ItemOutcome::Uncertain) order.push_back(i);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return result.statements[a].score > result.statements[b].score;
+    });
+    for (std::size_t i : order) {
+      resolve_uncertain(rule, item, result.statements[i], item.any_of[i].prompt, call);
+      if (result.statements[i].outcome == ItemOutcome::Accepted) {
+        accepted = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+
+  if (accepted >= 0) {
+    result.outcome = ItemOutcome::Accepted;
+    result.deciding_statement = accepted;
+    result.decided_by = result.statements[accepted].decided_by;
+    return result;
+  }
+  const bool all_rejected = std::all_of(result.statements.begin(), result.statements.end(),
+                                        [](const StatementScore& s) { return s.outcome == ItemOutcome::Rejected; });
+  result.outcome = all_rejected ? ItemOutcome::Rejected : ItemOutcome::Uncertain;
+  result.decided_by = Stage::Undecided;
+  if (all_rejected) {
+    // The latest stage that took part names the decision (reasoning outranks the prior).
+    Stage latest = Stage::Prior;
+    for (const auto& s : result.statements) latest = std::max(latest, s.decided_by);
+    result.decided_by = latest;
+  }
+  return result;
+}
+
+void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, StatementScore& statement,
+                                    const std::string& prompt, Call& call) const {
+  const Thresholds& t = rule.rule->thresholds;
+  const ImageContext* reasoning_context = call.image_context;
+  std::shared_ptr<const ImageContext> crop_context;  // keeps the crop alive for reasoning
+
+  // Strategy 2: does the score depend on the central object? (needs a locator)
+  if (!models.locator) {
+    call.notes.insert("strategy 2 skipped: no locator configured");
+  } else if (item.objects.empty()) {
+    call.notes.insert("strategy 2 skipped for items without central object words");
+  } else {
+    const auto stage_start = Clock::now();
+    std::optional<Detection> best;
+    for (const auto& object : item.objects) {
+      call.context.check();
+      for (const auto& detection : models.locator->locate(call.image, object, call.context)) {
+        if (detection.confidence > t.locator_confidence && detection.box.area() > 0 &&
+            (!best || detection.confidence > best->confidence)) {
+          best = detection;
+        }
+      }
+    }
+    if (best) {
+      const double image_area = double(call.image.width) * call.image.height;
+      const std::vector<Question> question{{statement.statement, prompt}};
+      if (best->box.area() / image_area < t.small_region_fraction) {
+        // A tiny object: judge its crop instead of the whole image (the paper's 1% rule).
+        const Image crop = crop_region(call.image, best->box);
+        crop_context = models.vlm->prepare(crop, call.context);
+        const double crop_score = models.vlm->score(crop_context.get(), question, options.answers, call.context).at(0);
+        call.verdict.questions_scored += 1;
+        statement.crop_score = crop_score;
+        const ItemOutcome outcome = classify_against_prior(crop_score, statement.prior, t);
+        reasoning_context = crop_context.get();
+        if (outcome != ItemOutcome::Uncertain) {
+          statement.outcome = outcome;
+          statement.decided_by = Stage::Region;
+          call.verdict.timings.region_ms += elapsed_ms(stage_start);
+          return;
+        }
+      } else {
+        const Image erased = erase_region(call.image, best->box);
+        const auto erased_context = models.vlm->prepare(erased, call.context);
+        const double region_score = models.vlm->score(erased_context.get(), question, options.answers, call.context).at(0);
+        call.verdict.questions_scored += 1;
+        statement.region_score = region_score;
+        // Strategy 2 can only accept: the object, not the rest of the image, carries the answer.
+        if (statement.score - region_score > t.region_delta) {
+          statement.outcome = ItemOutcome::Accepted;
+          statement.decided_by = Stage::Region;
+          call.verdict.timings.region_ms += elapsed_ms(stage_start);
+          return;
+        }
+      }
+    }
+    call.verdict.timings.region_ms += elapsed_ms(stage_start);
+  }
+
+  if (use_cascade && t.cascade) {
+    reason(*rule.rule, reasoning_context, statement, call);
+  } else {
+    call.notes.insert("cascaded reasoning off: uncertain items count as not holding");
+  }
+}
+
+void Judge::Impl::reason(const Rule& rule, const ImageContext* context, StatementScore& statement,
+                         Call& call) const {
+  const auto stage_start = Clock::now();
+  call.context.check();
+  std::vector<ChatTurn> turns{{ChatTurn::Role::User, render(rule.questions.reason, statement.statement)}};
+  const std::string thinking = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
+  turns.push_back({ChatTurn::Role::Assistant, thinking});
+  turns.push_back({ChatTurn::Role::User, render(rule.questions.reason_json, statement.statement)});
+  const std::string answer = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
+  call.verdict.reasoning_calls += 1;
+  call.verdict.timings.reasoning_ms += elapsed_ms(stage_start);
+
+  if (auto parsed = core::parse_reasoning_answer(answer)) {
+    statement.outcome = parsed->yes ? ItemOutcome::Accepted : ItemOutcome::Rejected;
+    statement.decided_by = Stage::Reasoning;
+    statement.rationale = parsed->rationale.empty() ? thinking : parsed->rationale;
+  } else {
+    // Unusable answer: stay uncertain (the item does not count as holding) and keep the evidence.
+    statement.outcome = ItemOutcome::Uncertain;
+    statement.decided_by = Stage::Undecided;
+    statement.rationale = "unusable reasoning answer: " + answer.substr(0, 300);
+  }
+}
+
+}  // namespace imgjudge

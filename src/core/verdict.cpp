@@ -1,0 +1,115 @@
+// Verdict names and the stable JSON form "imgjudge.verdict/1" (docs/verdict-json.md).
+#include "imgjudge/verdict.hpp"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+namespace imgjudge {
+namespace {
+
+using nlohmann::json;
+
+json optional_number(const std::optional<double>& value) {
+  if (!value || !std::isfinite(*value)) return nullptr;
+  return *value;
+}
+
+json number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
+
+json empty_as_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+
+}  // namespace
+
+const char* decision_name(Decision decision) noexcept {
+  return decision == Decision::Unsafe ? "unsafe" : "safe";
+}
+
+const char* item_outcome_name(ItemOutcome outcome) noexcept {
+  switch (outcome) {
+    case ItemOutcome::Accepted: return "accepted";
+    case ItemOutcome::Rejected: return "rejected";
+    case ItemOutcome::Uncertain: return "uncertain";
+    case ItemOutcome::NotEvaluated: return "not_evaluated";
+  }
+  return "unknown";
+}
+
+const char* stage_name(Stage stage) noexcept {
+  switch (stage) {
+    case Stage::None: return "none";
+    case Stage::Prior: return "prior";
+    case Stage::Direct: return "direct";
+    case Stage::Region: return "region";
+    case Stage::Reasoning: return "reasoning";
+    case Stage::Undecided: return "undecided";
+  }
+  return "unknown";
+}
+
+const RuleResult* Verdict::find_rule(const std::string& id) const noexcept {
+  for (const auto& rule : rules) {
+    if (rule.id == id) return &rule;
+  }
+  return nullptr;
+}
+
+std::string Verdict::to_json() const {
+  json rules_json = json::array();
+  for (const auto& rule : rules) {
+    json items = json::array();
+    for (const auto& item : rule.items) {
+      json statements_json = json::array();
+      for (const auto& s : item.statements) {
+        statements_json.push_back({{"statement", s.statement},
+                                   {"score", number(s.score)},
+                                   {"prior", number(s.prior)},
+                                   {"region_score", optional_number(s.region_score)},
+                                   {"crop_score", optional_number(s.crop_score)},
+                                   {"outcome", item_outcome_name(s.outcome)},
+                                   {"decided_by", stage_name(s.decided_by)},
+                                   {"rationale", empty_as_null(s.rationale)}});
+      }
+      items.push_back({{"outcome", item_outcome_name(item.outcome)},
+                       {"decided_by", stage_name(item.decided_by)},
+                       {"deciding_statement", item.deciding_statement < 0 ? json(nullptr)
+                                                                          : json(item.deciding_statement)},
+                       {"statements", statements_json}});
+    }
+    rules_json.push_back({{"id", rule.id},
+                          {"category", rule.category},
+                          {"severity", severity_name(rule.severity)},
+                          {"relevance", optional_number(rule.relevance)},
+                          {"judged", rule.judged},
+                          {"violated", rule.violated},
+                          {"items", items}});
+  }
+  json doc = {
+      {"schema", "imgjudge.verdict/1"},
+      {"decision", decision_name(decision)},
+      {"violated_rules", violated_rules},
+      {"image", {{"hash", image_hash}, {"width", image_width}, {"height", image_height}}},
+      {"constitution",
+       {{"name", constitution_name}, {"version", constitution_version}, {"hash", constitution_hash}}},
+      {"models",
+       {{"vlm", vlm_model_id},
+        {"relevance", empty_as_null(relevance_model_id)},
+        {"locator", empty_as_null(locator_model_id)},
+        {"answer_tokens", answer_tokens}}},
+      {"rules", rules_json},
+      {"stats", {{"questions_scored", questions_scored}, {"reasoning_calls", reasoning_calls}}},
+      {"timings_ms",
+       {{"decode", timings.decode_ms},
+        {"relevance", timings.relevance_ms},
+        {"prepare", timings.prepare_ms},
+        {"scoring", timings.scoring_ms},
+        {"region", timings.region_ms},
+        {"reasoning", timings.reasoning_ms},
+        {"total", timings.total_ms}}},
+      {"notes", notes},
+  };
+  // ensure_ascii=false keeps UTF-8 statements readable; invalid UTF-8 is replaced, never thrown.
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace imgjudge
