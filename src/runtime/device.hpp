@@ -1,0 +1,33 @@
+// Where and in which precision a model runs. Included by torch TUs.
+#pragma once
+
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+namespace imgjudge::runtime {
+
+/// The user's request (mirrors imgjudge::ModelConfig's device/dtype/threads).
+struct DeviceOptions {
+  std::string device = "cpu";  ///< "cpu", "cuda" or "cuda:N".
+  std::string dtype = "auto";  ///< "auto", "float32"/"f32", "bfloat16"/"bf16".
+  int threads = 0;             ///< Intra-op CPU threads; 0 = all cores.
+};
+
+struct ExecutionTarget {
+  at::Device device = at::Device(at::kCPU);
+  at::ScalarType dtype = at::kFloat;
+};
+
+/// Validates `options` and applies the thread count (at::set_num_threads is
+/// process-wide). "auto" picks bfloat16: with Debian's reference BLAS, fp32
+/// matmuls run at ~2.5 GFLOP/s while bf16 goes through oneDNN at ~200 per
+/// thread (toolchain.md); choose "float32" for exact parity with HF.
+/// Throws Error(InvalidArgument) for unknown spellings, Error(Unsupported)
+/// for CUDA when this libtorch has none.
+ExecutionTarget resolve_device(const DeviceOptions& options);
+
+/// "float32" / "bfloat16" / ... for messages and model ids.
+std::string dtype_label(at::ScalarType dtype);
+
+}  // namespace imgjudge::runtime

@@ -1,0 +1,80 @@
+#include "runtime/weights.hpp"
+
+#include <mutex>
+#include <set>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include "imgjudge/error.hpp"
+#include "runtime/tensor.hpp"
+
+namespace imgjudge::runtime {
+
+struct WeightStore::Shared {
+  Shared(SafetensorsCheckpoint c, at::ScalarType t, at::Device d)
+      : checkpoint(std::move(c)), dtype(t), device(d) {}
+  SafetensorsCheckpoint checkpoint;
+  at::ScalarType dtype;
+  at::Device device;
+  std::mutex mutex;  // guards `used`: loading may happen from several threads
+  std::set<std::string> used;
+};
+
+WeightStore::WeightStore(SafetensorsCheckpoint checkpoint, at::ScalarType dtype, at::Device device)
+    : shared_(std::make_shared<Shared>(std::move(checkpoint), dtype, device)) {}
+
+WeightStore::WeightStore(std::shared_ptr<Shared> shared, std::string prefix)
+    : shared_(std::move(shared)), prefix_(std::move(prefix)) {}
+
+WeightStore WeightStore::scope(const std::string& prefix) const { return WeightStore(shared_, full_name(prefix)); }
+
+std::string WeightStore::full_name(const std::string& name) const {
+  if (prefix_.empty()) return name;
+  if (name.empty()) return prefix_;
+  return prefix_ + "." + name;
+}
+
+bool WeightStore::contains(const std::string& name) const {
+  return shared_->checkpoint.find(full_name(name)) != nullptr;
+}
+
+std::optional<at::Tensor> WeightStore::optional(const std::string& name, at::IntArrayRef expected_shape) const {
+  const std::string full = full_name(name);
+  const TensorView* view = shared_->checkpoint.find(full);
+  if (view == nullptr) return std::nullopt;
+  if (at::IntArrayRef(view->shape) != expected_shape) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: tensor '{}': expected shape {}, found {}", shared_->checkpoint.folder(), full,
+                            shape_string(expected_shape), shape_string(view->shape)));
+  }
+  {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    shared_->used.insert(full);
+  }
+  return load_tensor(*view, shared_->dtype, shared_->device);
+}
+
+at::Tensor WeightStore::get(const std::string& name, at::IntArrayRef expected_shape) const {
+  auto tensor = optional(name, expected_shape);
+  if (!tensor) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: missing tensor '{}'", shared_->checkpoint.folder(), full_name(name)));
+  }
+  return *tensor;
+}
+
+std::vector<std::string> WeightStore::unused() const {
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  std::vector<std::string> out;
+  for (const auto& name : shared_->checkpoint.names()) {
+    if (shared_->used.count(name) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+at::ScalarType WeightStore::dtype() const noexcept { return shared_->dtype; }
+at::Device WeightStore::device() const noexcept { return shared_->device; }
+const SafetensorsCheckpoint& WeightStore::checkpoint() const noexcept { return shared_->checkpoint; }
+
+}  // namespace imgjudge::runtime

@@ -1,0 +1,76 @@
+// Runtime plumbing: zero-copy views, WeightStore binding/errors/usage, nn helpers.
+#include <catch2/catch.hpp>
+
+#include <ATen/ATen.h>
+
+#include "imgjudge/error.hpp"
+#include "runtime/nn.hpp"
+#include "runtime/tensor.hpp"
+#include "runtime/weights.hpp"
+
+using imgjudge::Error;
+using imgjudge::ErrorCode;
+using namespace imgjudge::runtime;
+
+namespace {
+const std::string kClipDir = std::string(IMGJUDGE_TEST_DATA_DIR) + "/parity/clip";
+
+std::string message_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::InvalidModel);
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("view_tensor is zero-copy and keeps the file mapped", "[parity][runtime]") {
+  at::Tensor ids;
+  const std::uint8_t* raw = nullptr;
+  {
+    auto file = SafetensorsFile::open(kClipDir + "/inputs.safetensors");
+    raw = file->at("input_ids").data;
+    ids = view_tensor(file->at("input_ids"));
+  }  // the file handle is gone; the tensor still owns the mapping
+  CHECK(ids.data_ptr() == static_cast<const void*>(raw));
+  CHECK(ids.sizes() == at::IntArrayRef({2, 16}));
+  CHECK(ids.scalar_type() == at::kLong);
+  CHECK(ids.max().item<int64_t>() == 999);  // the eos id of the fixture
+}
+
+TEST_CASE("WeightStore binds by HF name with scopes, checks shapes, tracks unused", "[parity][runtime]") {
+  WeightStore store(SafetensorsCheckpoint::open_folder(kClipDir), at::kBFloat16, at::kCPU);
+  auto layer = store.scope("vision_model.encoder.layers.0");
+  at::Tensor q = layer.get("self_attn.q_proj.weight", {32, 32});
+  CHECK(q.scalar_type() == at::kBFloat16);
+  CHECK(layer.full_name("mlp.fc1.bias") == "vision_model.encoder.layers.0.mlp.fc1.bias");
+  CHECK(!layer.optional("self_attn.nothing", {1}).has_value());
+  CHECK(message_of([&] { layer.get("self_attn.k_proj.weight", {32, 16}); }) ==
+        kClipDir + ": tensor 'vision_model.encoder.layers.0.self_attn.k_proj.weight': expected shape [32, 16], found [32, 32]");
+  CHECK(message_of([&] { layer.get("nothing", {1}); }) ==
+        kClipDir + ": missing tensor 'vision_model.encoder.layers.0.nothing'");
+  auto unused = store.unused();
+  CHECK(std::find(unused.begin(), unused.end(), "vision_model.encoder.layers.0.self_attn.q_proj.weight") == unused.end());
+  CHECK(std::find(unused.begin(), unused.end(), "logit_scale") != unused.end());
+  CHECK(unused.size() == store.checkpoint().size() - 1);
+}
+
+TEST_CASE("nn helpers match their ATen definitions", "[parity][runtime]") {
+  at::manual_seed(0);
+  at::Tensor q = at::randn({2, 3, 5, 4}), k = at::randn({2, 3, 5, 4}), v = at::randn({2, 3, 5, 4});
+  at::Tensor mask = nn::causal_mask(5, at::kFloat, at::kCPU);
+  at::Tensor out = nn::attention(q, k, v, mask, 0.5);
+  // Row 0 attends only to key 0.
+  CHECK(at::allclose(out.select(2, 0), v.select(2, 0)));
+  at::Tensor pad = nn::padding_mask(at::tensor({1, 1, 0}).view({1, 3}), at::kFloat);
+  CHECK(pad.sizes() == at::IntArrayRef({1, 1, 1, 3}));
+  CHECK(pad[0][0][0][2].item<float>() < -1e38f);
+  at::Tensor x = at::randn({2, 8});
+  CHECK(at::allclose(nn::l2_normalize(x).norm(2, {-1}), at::ones({2})));
+  CHECK(at::allclose(nn::activation("quick_gelu")(x), x * at::sigmoid(1.702 * x)));
+  CHECK_THROWS_AS(nn::activation("nope"), Error);
+  at::Tensor w = at::randn({8});
+  CHECK(at::allclose(nn::rms_norm(x, w, 1e-6), w * x / at::sqrt(x.pow(2).mean(-1, true) + 1e-6), 1e-5, 1e-6));
+}
