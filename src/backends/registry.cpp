@@ -3,15 +3,17 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "backends/scripted/scripted_backend.hpp"
 #include "backends/torch/torch_backend.hpp"
 #include "imgjudge/backend.hpp"
 #include "imgjudge/error.hpp"
 
 namespace imgjudge {
 
-std::vector<std::string> available_backends() { return {"torch"}; }
+std::vector<std::string> available_backends() { return {"scripted", "torch"}; }
 
 Models load_models(const ModelConfig& config) {
+  if (config.backend == "scripted") return backends::scripted::load_models(config.script_path);
   if (config.backend == "torch") return backends::torch::load_models(config);
   throw Error(ErrorCode::InvalidArgument,
               fmt::format("unknown backend \"{}\" (available: {})", config.backend,

@@ -1,0 +1,374 @@
+#include "backends/scripted/scripted_backend.hpp"
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <optional>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "imgjudge/error.hpp"
+#include "util/files.hpp"
+#include "util/sha256.hpp"
+
+namespace imgjudge::backends::scripted {
+namespace {
+
+// Relevance embeddings: one axis per scripted image (plus one for "any other
+// image"), and a private axis per text drawn from a hashed pool. An image is a
+// unit vector on its axis; a text carries its scripted cosine on each image
+// axis and the remainder on its private axis, so cos(image, text) is exactly
+// the scripted value.
+constexpr std::size_t kPrivateAxes = 1024;
+
+struct ScriptedObject {
+  std::string phrase;
+  Box box;
+  float confidence = 0;
+  std::map<std::string, double> scores;  // statement -> M(x without the object | its crop, c)
+  std::string erased_hash, crop_hash;
+};
+
+struct ScriptedImage {
+  std::string name;
+  std::string hash;  // Image::content_hash()
+  std::map<std::string, double> relevance;
+  std::map<std::string, double> scores;
+  std::map<std::string, std::string> reasoning;
+  std::vector<ScriptedObject> objects;
+};
+
+struct Script {
+  std::string source;
+  double default_score = 0.5;
+  double default_prior = 0.5;
+  double default_relevance = 0.3;
+  std::string default_thinking = "Looking at the image step by step.";
+  std::string default_reasoning = R"({"rating": "No", "rationale": "scripted default answer"})";
+  std::map<std::string, double> priors;
+  std::vector<ScriptedImage> images;
+};
+
+class ScriptReader {
+ public:
+  explicit ScriptReader(std::string source) : source_(std::move(source)) {}
+  [[noreturn]] void fail(const toml::source_region& where, const std::string& what) const {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}:{}:{}: {}", source_, where.begin.line, where.begin.column, what));
+  }
+  void check_keys(const toml::table& table, std::initializer_list<const char*> allowed,
+                  const std::string& section) const {
+    for (auto&& [key, value] : table) {
+      bool ok = false;
+      for (const char* name : allowed) ok = ok || key.str() == name;
+      if (!ok) fail(key.source(), fmt::format("unknown key '{}' in {}", key.str(), section));
+    }
+  }
+  double probability(const toml::node& node, const std::string& what, double min = 0.0) const {
+    std::optional<double> value = node.value<double>();
+    if (!value || !std::isfinite(*value) || *value < min || *value > 1.0) {
+      fail(node.source(), fmt::format("{} must be a number in [{}, 1]", what, min));
+    }
+    return *value;
+  }
+  std::string text(const toml::node& node, const std::string& what) const {
+    const auto* value = node.as_string();
+    if (!value) fail(node.source(), fmt::format("{} must be a string", what));
+    return value->get();
+  }
+  std::map<std::string, double> probability_table(const toml::node& node, const std::string& what,
+                                                  double min = 0.0) const {
+    const auto* table = node.as_table();
+    if (!table) fail(node.source(), fmt::format("{} must be a table of \"text\" = number", what));
+    std::map<std::string, double> out;
+    for (auto&& [key, value] : *table) {
+      out[std::string(key.str())] = probability(value, fmt::format("{}.\"{}\"", what, key.str()), min);
+    }
+    return out;
+  }
+  std::map<std::string, std::string> text_table(const toml::node& node, const std::string& what) const {
+    const auto* table = node.as_table();
+    if (!table) fail(node.source(), fmt::format("{} must be a table of \"text\" = \"text\"", what));
+    std::map<std::string, std::string> out;
+    for (auto&& [key, value] : *table) {
+      out[std::string(key.str())] = text(value, fmt::format("{}.\"{}\"", what, key.str()));
+    }
+    return out;
+  }
+
+ private:
+  std::string source_;
+};
+
+Script parse_script(const std::string& toml_text, const std::string& source, const std::string& base_dir) {
+  ScriptReader reader(source);
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    reader.fail(e.source(), fmt::format("TOML syntax error: {}", e.description()));
+  }
+  reader.check_keys(root, {"defaults", "priors", "images"}, "the scripted backend's script");
+  Script script;
+  script.source = source;
+  if (const auto* node = root.get("defaults")) {
+    const auto* table = node->as_table();
+    if (!table) reader.fail(node->source(), "defaults must be a table");
+    reader.check_keys(*table, {"score", "prior", "relevance", "thinking", "reasoning"}, "defaults");
+    if (const auto* v = table->get("score")) script.default_score = reader.probability(*v, "defaults.score");
+    if (const auto* v = table->get("prior")) script.default_prior = reader.probability(*v, "defaults.prior");
+    if (const auto* v = table->get("relevance")) script.default_relevance = reader.probability(*v, "defaults.relevance", -1.0);
+    if (const auto* v = table->get("thinking")) script.default_thinking = reader.text(*v, "defaults.thinking");
+    if (const auto* v = table->get("reasoning")) script.default_reasoning = reader.text(*v, "defaults.reasoning");
+  }
+  if (const auto* node = root.get("priors")) script.priors = reader.probability_table(*node, "priors");
+  if (const auto* node = root.get("images")) {
+    const auto* images = node->as_array();
+    if (!images) reader.fail(node->source(), "images must be an array of tables ([[images]])");
+    for (std::size_t i = 0; i < images->size(); ++i) {
+      const std::string what = fmt::format("images[{}]", i);
+      const auto* table = images->get(i)->as_table();
+      if (!table) reader.fail(images->get(i)->source(), what + " must be a table");
+      reader.check_keys(*table, {"name", "file", "relevance", "scores", "reasoning", "objects"}, what);
+      ScriptedImage image;
+      const auto* file = table->get("file");
+      if (!file) reader.fail(table->source(), what + " needs a 'file' (relative to the script)");
+      const std::string file_name = reader.text(*file, what + ".file");
+      const std::string path = file_name.rfind('/', 0) == 0 ? file_name : util::join_path(base_dir, file_name);
+      const Image pixels = load_image_file(path);
+      image.hash = pixels.content_hash();
+      image.name = file_name;
+      if (const auto* v = table->get("name")) image.name = reader.text(*v, what + ".name");
+      if (const auto* v = table->get("relevance")) image.relevance = reader.probability_table(*v, what + ".relevance", -1.0);
+      if (const auto* v = table->get("scores")) image.scores = reader.probability_table(*v, what + ".scores");
+      if (const auto* v = table->get("reasoning")) image.reasoning = reader.text_table(*v, what + ".reasoning");
+      if (const auto* v = table->get("objects")) {
+        const auto* objects = v->as_array();
+        if (!objects) reader.fail(v->source(), what + ".objects must be an array of tables");
+        for (std::size_t o = 0; o < objects->size(); ++o) {
+          const std::string object_what = fmt::format("{}.objects[{}]", what, o);
+          const auto* object_table = objects->get(o)->as_table();
+          if (!object_table) reader.fail(objects->get(o)->source(), object_what + " must be a table");
+          reader.check_keys(*object_table, {"phrase", "box", "confidence", "scores"}, object_what);
+          ScriptedObject object;
+          const auto* phrase = object_table->get("phrase");
+          const auto* box = object_table->get("box");
+          if (!phrase || !box) reader.fail(object_table->source(), object_what + " needs 'phrase' and 'box'");
+          object.phrase = reader.text(*phrase, object_what + ".phrase");
+          const auto* corners = box->as_array();
+          if (!corners || corners->size() != 4) {
+            reader.fail(box->source(), object_what + ".box must be [x0, y0, x1, y1] in pixels");
+          }
+          float c[4];
+          for (int k = 0; k < 4; ++k) {
+            auto value = corners->get(k)->value<double>();
+            if (!value) reader.fail(box->source(), object_what + ".box must hold numbers");
+            c[k] = static_cast<float>(*value);
+          }
+          object.box = Box{c[0], c[1], c[2], c[3]};
+          if (!(object.box.x1 > object.box.x0 && object.box.y1 > object.box.y0)) {
+            reader.fail(box->source(), object_what + ".box must have x1 > x0 and y1 > y0");
+          }
+          object.confidence = 1.0f;
+          if (const auto* conf = object_table->get("confidence")) {
+            object.confidence = static_cast<float>(reader.probability(*conf, object_what + ".confidence"));
+          }
+          if (const auto* scores = object_table->get("scores")) {
+            object.scores = reader.probability_table(*scores, object_what + ".scores");
+          }
+          // The Judge removes or crops the object with the library's own helpers;
+          // recognising their exact result checks that it did.
+          object.erased_hash = erase_region(pixels, object.box).content_hash();
+          object.crop_hash = crop_region(pixels, object.box).content_hash();
+          image.objects.push_back(std::move(object));
+        }
+      }
+      script.images.push_back(std::move(image));
+    }
+  }
+  return script;
+}
+
+// What prepare() recognised: a scripted image, one with an object removed, or its crop.
+class ScriptedContext : public ImageContext {
+ public:
+  const ScriptedImage* image = nullptr;    // null: an image the script does not know
+  const ScriptedObject* object = nullptr;  // set for an erased or cropped variant
+};
+
+class ScriptedVlm : public VisionLanguageModel {
+ public:
+  explicit ScriptedVlm(std::shared_ptr<const Script> script) : script_(std::move(script)) {}
+  std::string model_id() const override { return "scripted:" + script_->source; }
+  Capabilities capabilities() const override { return {true, true}; }
+
+  std::shared_ptr<const ImageContext> prepare(const Image& image, const CallContext& call) const override {
+    call.check();
+    auto context = std::make_shared<ScriptedContext>();
+    const std::string hash = image.content_hash();
+    for (const auto& scripted : script_->images) {
+      if (scripted.hash == hash) {
+        context->image = &scripted;
+        return context;
+      }
+      for (const auto& object : scripted.objects) {
+        if (object.erased_hash == hash || object.crop_hash == hash) {
+          context->image = &scripted;
+          context->object = &object;
+          return context;
+        }
+      }
+    }
+    return context;
+  }
+
+  std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
+                            const AnswerWords&, const CallContext& call) const override {
+    call.check();
+    const auto* context = dynamic_cast<const ScriptedContext*>(image);
+    if (image && !context) throw Error(ErrorCode::InvalidArgument, "scripted backend: foreign ImageContext");
+    std::vector<double> out;
+    for (const auto& question : questions) out.push_back(answer(context, question.statement));
+    return out;
+  }
+
+  std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
+                       const GenerateLimits&, const CallContext& call) const override {
+    call.check();
+    const auto* context = dynamic_cast<const ScriptedContext*>(image);
+    std::size_t user_turns = 0;
+    for (const auto& turn : turns) user_turns += turn.role == ChatTurn::Role::User;
+    if (user_turns < 2) return script_->default_thinking;
+    // Turn 2: the scripted answer whose statement the first question contains (longest wins).
+    const std::string& first_question = turns.front().text;
+    const std::string* best = nullptr;
+    std::size_t best_length = 0;
+    if (context && context->image) {
+      for (const auto& [statement, answer_text] : context->image->reasoning) {
+        if (statement.size() > best_length && first_question.find(statement) != std::string::npos) {
+          best = &answer_text;
+          best_length = statement.size();
+        }
+      }
+    }
+    return best ? *best : script_->default_reasoning;
+  }
+
+  std::string describe_answer_tokens(const AnswerWords& answers) const override {
+    return fmt::format("scripted (words '{}'/'{}')", answers.yes, answers.no);
+  }
+
+ private:
+  double answer(const ScriptedContext* context, const std::string& statement) const {
+    if (!context) {
+      auto it = script_->priors.find(statement);
+      return it == script_->priors.end() ? script_->default_prior : it->second;
+    }
+    if (!context->image) return script_->default_score;
+    if (context->object) {
+      auto it = context->object->scores.find(statement);
+      if (it != context->object->scores.end()) return it->second;
+    }
+    auto it = context->image->scores.find(statement);
+    return it == context->image->scores.end() ? script_->default_score : it->second;
+  }
+
+  std::shared_ptr<const Script> script_;
+};
+
+class ScriptedRelevance : public RelevanceModel {
+ public:
+  explicit ScriptedRelevance(std::shared_ptr<const Script> script) : script_(std::move(script)) {}
+  std::string model_id() const override { return "scripted:" + script_->source; }
+
+  std::vector<Embedding> embed_texts(const std::vector<std::string>& texts, const CallContext& call) const override {
+    call.check();
+    const std::size_t image_axes = script_->images.size() + 1;
+    std::vector<Embedding> out;
+    for (const auto& text : texts) {
+      Embedding e(image_axes + kPrivateAxes, 0.f);
+      double squared = 0;
+      for (std::size_t i = 0; i <= script_->images.size(); ++i) {
+        double value = script_->default_relevance;
+        if (i < script_->images.size()) {
+          auto it = script_->images[i].relevance.find(text);
+          if (it != script_->images[i].relevance.end()) value = it->second;
+        }
+        e[i] = static_cast<float>(value);
+        squared += value * value;
+      }
+      if (squared > 1.0 + 1e-9) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("{}: the relevance values of \"{}\" over all scripted images have a "
+                                "squared sum of {:.3f} > 1, which no unit embedding can represent; "
+                                "script fewer or smaller values", script_->source, text, squared));
+      }
+      const std::size_t private_axis = image_axes + std::hash<std::string>{}(text) % kPrivateAxes;
+      e[private_axis] = static_cast<float>(std::sqrt(std::max(0.0, 1.0 - squared)));
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  Embedding embed_image(const Image& image, const CallContext& call) const override {
+    call.check();
+    const std::size_t image_axes = script_->images.size() + 1;
+    Embedding e(image_axes + kPrivateAxes, 0.f);
+    const std::string hash = image.content_hash();
+    std::size_t axis = script_->images.size();  // "any other image"
+    for (std::size_t i = 0; i < script_->images.size(); ++i) {
+      if (script_->images[i].hash == hash) axis = i;
+    }
+    e[axis] = 1.f;
+    return e;
+  }
+
+ private:
+  std::shared_ptr<const Script> script_;
+};
+
+class ScriptedLocator : public Locator {
+ public:
+  explicit ScriptedLocator(std::shared_ptr<const Script> script) : script_(std::move(script)) {}
+  std::string model_id() const override { return "scripted:" + script_->source; }
+  std::vector<Detection> locate(const Image& image, const std::string& phrase, const CallContext& call) const override {
+    call.check();
+    std::vector<Detection> out;
+    const std::string hash = image.content_hash();
+    for (const auto& scripted : script_->images) {
+      if (scripted.hash != hash) continue;
+      for (const auto& object : scripted.objects) {
+        if (object.phrase == phrase) out.push_back({object.box, object.confidence});
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<const Script> script_;
+};
+
+}  // namespace
+
+Models load_models_from_string(const std::string& toml_text, const std::string& source_name,
+                               const std::string& base_dir) {
+  auto script = std::make_shared<const Script>(parse_script(toml_text, source_name, base_dir));
+  Models models;
+  models.vlm = std::make_shared<ScriptedVlm>(script);
+  models.relevance = std::make_shared<ScriptedRelevance>(script);
+  models.locator = std::make_shared<ScriptedLocator>(script);
+  return models;
+}
+
+Models load_models(const std::string& path) {
+  if (path.empty()) {
+    throw Error(ErrorCode::InvalidArgument, "scripted backend: no script given (--script FILE)");
+  }
+  const std::string text = util::read_file_text(path, 16u << 20);
+  const auto slash = path.find_last_of('/');
+  const std::string base_dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  return load_models_from_string(text, path, base_dir);
+}
+
+}  // namespace imgjudge::backends::scripted

@@ -1,0 +1,543 @@
+// Every branch of the CLUE decision logic, driven by the scripted backend.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "backends/scripted/scripted_backend.hpp"
+#include "imgjudge/judge.hpp"
+
+using namespace imgjudge;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// A solid-colour test picture with a darker square, so each image has its own hash.
+Image make_picture(std::uint8_t red, int width = 64, int height = 48) {
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.rgb.resize(std::size_t(width) * height * 3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      std::uint8_t* p = &image.rgb[(std::size_t(y) * width + x) * 3];
+      const bool square = x > 10 && x < 30 && y > 10 && y < 30;
+      p[0] = square ? red / 2 : red;
+      p[1] = static_cast<std::uint8_t>(x * 3);
+      p[2] = static_cast<std::uint8_t>(y * 5);
+    }
+  }
+  return image;
+}
+
+struct Workspace {
+  std::string dir;
+  Workspace() {
+    char pattern[] = "/tmp/imgjudge-judge-XXXXXX";
+    dir = mkdtemp(pattern);
+  }
+  ~Workspace() { std::system(("rm -rf '" + dir + "'").c_str()); }
+  std::string write_image(const std::string& name, const Image& image) const {
+    const auto png = encode_png(image);
+    std::ofstream(dir + "/" + name, std::ios::binary).write(reinterpret_cast<const char*>(png.data()), png.size());
+    return dir + "/" + name;
+  }
+  Models models(const std::string& script) const {
+    return backends::scripted::load_models_from_string(script, "script.toml", dir);
+  }
+};
+
+const char* kConstitution = R"(
+schema_version = 1
+name = "judge-test"
+version = "1"
+
+[[rules]]
+id = "gore"
+category = "violence"
+text = "No gore."
+objective_text = "The image shows a bloody injury."
+relevance_texts = ["gore"]
+chain = [
+  { any_of = ["A person is visible.", "An animal is visible."] },
+  { any_of = ["Blood is visible."], objects = ["blood"] },
+  { any_of = ["The injury is fatal."] },
+]
+
+[[rules]]
+id = "weapon"
+category = "weapons"
+text = "No weapons."
+objective_text = "The image shows a gun pointed at a person."
+relevance_texts = ["weapon"]
+chain = [
+  { any_of = ["A gun is visible."], objects = ["gun"] },
+]
+)";
+
+// With m0 = 0.5 (the script's default prior): reject if M < 0.35, accept if M > 0.9.
+const double kAccept = 0.95, kReject = 0.1, kUncertain = 0.6;
+
+const StatementScore& statement(const Verdict& v, const std::string& rule, std::size_t item, std::size_t s = 0) {
+  const RuleResult* r = v.find_rule(rule);
+  REQUIRE(r != nullptr);
+  REQUIRE(item < r->items.size());
+  REQUIRE(s < r->items[item].statements.size());
+  return r->items[item].statements[s];
+}
+
+// Counts the language-prior calls to prove m0 is computed once per Judge.
+class CountingVlm : public VisionLanguageModel {
+ public:
+  explicit CountingVlm(std::shared_ptr<const VisionLanguageModel> inner) : inner_(std::move(inner)) {}
+  std::string model_id() const override { return inner_->model_id(); }
+  Capabilities capabilities() const override { return inner_->capabilities(); }
+  std::shared_ptr<const ImageContext> prepare(const Image& image, const CallContext& call) const override {
+    prepares++;
+    return inner_->prepare(image, call);
+  }
+  std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
+                            const AnswerWords& answers, const CallContext& call) const override {
+    (image ? image_calls : prior_calls)++;
+    return inner_->score(image, questions, answers, call);
+  }
+  std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
+                       const GenerateLimits& limits, const CallContext& call) const override {
+    return inner_->generate(image, turns, limits, call);
+  }
+  std::string describe_answer_tokens(const AnswerWords& answers) const override {
+    return inner_->describe_answer_tokens(answers);
+  }
+  mutable std::atomic<int> prepares{0}, prior_calls{0}, image_calls{0};
+
+ private:
+  std::shared_ptr<const VisionLanguageModel> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("a rule is violated when every chain item is accepted against the prior", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("bad.png", make_picture(200));
+  auto models = ws.models(R"(
+[[images]]
+file = "bad.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.97, "The injury is fatal." = 0.99 }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(200));
+  CHECK(v.decision == Decision::Unsafe);
+  CHECK(v.violated_rules == std::vector<std::string>{"gore"});
+  const RuleResult* gore = v.find_rule("gore");
+  REQUIRE(gore->items.size() == 3);
+  for (const auto& item : gore->items) {
+    CHECK(item.outcome == ItemOutcome::Accepted);
+    CHECK(item.decided_by == Stage::Prior);
+  }
+  CHECK(statement(v, "gore", 0).prior == Approx(0.5));
+  // The weapon rule's only item scored the default 0.5: uncertain, then reasoning said no.
+  CHECK(v.find_rule("weapon")->items[0].outcome == ItemOutcome::Rejected);
+  CHECK(v.find_rule("weapon")->items[0].decided_by == Stage::Reasoning);
+}
+
+TEST_CASE("early exit stops a rule at its first rejected item", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(10));
+  auto models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.1, "An animal is visible." = 0.05, "A gun is visible." = 0.02 }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(10));
+  CHECK(v.decision == Decision::Safe);
+  const RuleResult* gore = v.find_rule("gore");
+  CHECK(gore->items[0].outcome == ItemOutcome::Rejected);
+  CHECK(gore->items[0].decided_by == Stage::Prior);
+  CHECK(gore->items[1].outcome == ItemOutcome::NotEvaluated);
+  CHECK(gore->items[2].outcome == ItemOutcome::NotEvaluated);
+  // Round 1 asked 2 gore statements + 1 weapon statement, in one batch; nothing else.
+  CHECK(v.questions_scored == 3);
+  CHECK(v.reasoning_calls == 0);
+}
+
+TEST_CASE("an OR item is accepted by its best accepted alternative", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(30));
+  auto models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.1, "An animal is visible." = 0.96, "Blood is visible." = 0.1 }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(30));
+  const ItemResult& item = v.find_rule("gore")->items[0];
+  CHECK(item.outcome == ItemOutcome::Accepted);
+  CHECK(item.deciding_statement == 1);
+  CHECK(item.statements[0].outcome == ItemOutcome::Rejected);
+  CHECK(v.find_rule("gore")->items[1].outcome == ItemOutcome::Rejected);
+}
+
+TEST_CASE("strategy 2 accepts when removing the central object drops the score", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(40));
+  auto models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.8, "The injury is fatal." = 0.1, "A gun is visible." = 0.1 }
+[[images.objects]]
+phrase = "blood"
+box = [0, 0, 40, 40]
+confidence = 0.9
+scores = { "Blood is visible." = 0.05 }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(40));
+  const StatementScore& blood = statement(v, "gore", 1);
+  CHECK(blood.outcome == ItemOutcome::Accepted);
+  CHECK(blood.decided_by == Stage::Region);
+  REQUIRE(blood.region_score.has_value());
+  CHECK(*blood.region_score == Approx(0.05));
+  CHECK(v.reasoning_calls == 0);
+}
+
+TEST_CASE("strategy 2 falls through to reasoning when the object does not matter", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(41));
+  auto models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.8, "The injury is fatal." = 0.1, "A gun is visible." = 0.1 }
+reasoning = { "Blood is visible." = 'Sure! {"rating": "Yes", "rationale": "red fluid on the arm"}' }
+[[images.objects]]
+phrase = "blood"
+box = [0, 0, 40, 40]
+confidence = 0.9
+scores = { "Blood is visible." = 0.7 }
+[[images.objects]]
+phrase = "blood"
+box = [0, 0, 50, 40]
+confidence = 0.01
+scores = { "Blood is visible." = 0.0 }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(41));
+  const StatementScore& blood = statement(v, "gore", 1);
+  // The low-confidence box (under locator_confidence 0.05) was not used.
+  CHECK(*blood.region_score == Approx(0.7));
+  CHECK(blood.outcome == ItemOutcome::Accepted);
+  CHECK(blood.decided_by == Stage::Reasoning);
+  CHECK(blood.rationale == "red fluid on the arm");
+  CHECK(v.reasoning_calls == 1);
+}
+
+TEST_CASE("a small central object is judged on its crop", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("big.png", make_picture(50, 400, 300));
+  auto models = ws.models(R"(
+[[images]]
+file = "big.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.6, "The injury is fatal." = 0.1, "A gun is visible." = 0.1 }
+[[images.objects]]
+phrase = "blood"
+box = [100, 100, 110, 110]
+scores = { "Blood is visible." = 0.97 }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(50, 400, 300));
+  const StatementScore& blood = statement(v, "gore", 1);
+  REQUIRE(blood.crop_score.has_value());
+  CHECK(*blood.crop_score == Approx(0.97));
+  CHECK_FALSE(blood.region_score.has_value());
+  CHECK(blood.outcome == ItemOutcome::Accepted);
+  CHECK(blood.decided_by == Stage::Region);
+}
+
+TEST_CASE("cascaded reasoning decides uncertain items; unusable answers stay uncertain", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(60));
+  auto models = ws.models(R"(
+[defaults]
+reasoning = "I cannot tell."
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.6, "An animal is visible." = 0.1, "Blood is visible." = 0.6, "The injury is fatal." = 0.95, "A gun is visible." = 0.6 }
+reasoning = { "A person is visible." = '{"rating": "yes", "rationale": "a man"}', "Blood is visible." = "```json\n{'rating': 'No', 'rationale': 'paint',}\n```" }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(60));
+  CHECK(statement(v, "gore", 0).outcome == ItemOutcome::Accepted);
+  CHECK(statement(v, "gore", 0).decided_by == Stage::Reasoning);
+  CHECK(statement(v, "gore", 1).outcome == ItemOutcome::Rejected);
+  CHECK(statement(v, "gore", 1).rationale == "paint");
+  CHECK(v.find_rule("gore")->items[1].decided_by == Stage::Reasoning);
+  // "I cannot tell." has no rating: the item stays uncertain and does not count as holding.
+  const ItemResult& gun = v.find_rule("weapon")->items[0];
+  CHECK(gun.outcome == ItemOutcome::Uncertain);
+  CHECK(gun.decided_by == Stage::Undecided);
+  CHECK_THAT(gun.statements[0].rationale, Contains("unusable reasoning answer"));
+  CHECK(v.decision == Decision::Safe);
+  CHECK(v.reasoning_calls == 3);
+}
+
+TEST_CASE("relevance scanning skips rules below the threshold without asking the model", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(70));
+  auto models = ws.models(R"(
+[defaults]
+relevance = 0.1
+[[images]]
+file = "a.png"
+relevance = { "gore" = 0.3 }
+scores = { "A person is visible." = 0.1, "An animal is visible." = 0.1 }
+)");
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(70));
+  const RuleResult* gore = v.find_rule("gore");
+  const RuleResult* weapon = v.find_rule("weapon");
+  CHECK(gore->judged);
+  CHECK(*gore->relevance == Approx(0.3).margin(1e-6));
+  CHECK_FALSE(weapon->judged);
+  CHECK(*weapon->relevance == Approx(0.1).margin(1e-6));
+  CHECK(weapon->items.empty());
+  CHECK(v.questions_scored == 2);
+
+  SECTION("with relevance switched off every rule is judged") {
+    JudgeOptions options;
+    options.relevance = false;
+    Judge all(Constitution::from_string(kConstitution), models, options);
+    const Verdict w = all.judge(make_picture(70));
+    CHECK(w.find_rule("weapon")->judged);
+    CHECK_FALSE(w.find_rule("weapon")->relevance.has_value());
+  }
+}
+
+TEST_CASE("an image unknown to every rule is judged safe without encoding it", "[unit][judge]") {
+  Workspace ws;
+  auto inner = ws.models("[defaults]\nrelevance = 0.0\n");
+  auto counting = std::make_shared<CountingVlm>(inner.vlm);
+  Models models{inner.relevance, counting, inner.locator};
+  Judge judge(Constitution::from_string(kConstitution), models);
+  const Verdict v = judge.judge(make_picture(1));
+  CHECK(v.decision == Decision::Safe);
+  CHECK(counting->prepares == 0);
+  CHECK(v.questions_scored == 0);
+}
+
+TEST_CASE("m0 is computed once per Judge, never per image", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(80));
+  auto inner = ws.models(R"(
+[priors]
+"A gun is visible." = 0.2
+[[images]]
+file = "a.png"
+scores = { "A gun is visible." = 0.85 }
+)");
+  auto counting = std::make_shared<CountingVlm>(inner.vlm);
+  Judge judge(Constitution::from_string(kConstitution), Models{inner.relevance, counting, inner.locator});
+  CHECK(counting->prior_calls == 1);
+  CHECK(judge.prior("A gun is visible.") == Approx(0.2));
+  CHECK(std::isnan(judge.prior("never asked")));
+  for (int i = 0; i < 3; ++i) judge.judge(make_picture(80));
+  CHECK(counting->prior_calls == 1);
+  CHECK(counting->prepares == 3);
+  // m0 = 0.2: accept needs M > 0.84, so 0.85 is accepted (it would be uncertain with m0 = 0.5).
+  const Verdict v = judge.judge(make_picture(80));
+  CHECK(statement(v, "weapon", 0).outcome == ItemOutcome::Accepted);
+  CHECK(v.violated_rules == std::vector<std::string>{"weapon"});
+}
+
+TEST_CASE("ablation switches change the method as documented", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(90));
+  auto models = ws.models(R"(
+[priors]
+"A person is visible." = 0.7
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.6, "Blood is visible." = 0.7, "The injury is fatal." = 0.2, "A gun is visible." = 0.6, "The image shows a bloody injury." = 0.8 }
+)");
+  const Constitution constitution = Constitution::from_string(kConstitution);
+
+  SECTION("debias off: accept iff M > 0.5, no reasoning") {
+    JudgeOptions options;
+    options.debias = false;
+    const Verdict v = Judge(constitution, models, options).judge(make_picture(90));
+    CHECK(statement(v, "gore", 0).decided_by == Stage::Direct);
+    CHECK(statement(v, "gore", 0).outcome == ItemOutcome::Accepted);
+    CHECK(statement(v, "gore", 2).outcome == ItemOutcome::Rejected);
+    CHECK(v.reasoning_calls == 0);
+    CHECK(v.violated_rules == std::vector<std::string>{"weapon"});
+  }
+  SECTION("chains off: the objective text is the only question") {
+    JudgeOptions options;
+    options.chains = false;
+    options.cascade = false;
+    const Verdict v = Judge(constitution, models, options).judge(make_picture(90));
+    const RuleResult* gore = v.find_rule("gore");
+    REQUIRE(gore->items.size() == 1);
+    CHECK(gore->items[0].statements[0].statement == "The image shows a bloody injury.");
+  }
+  SECTION("cascade off: uncertain items stay uncertain, and the verdict says so") {
+    JudgeOptions options;
+    options.cascade = false;
+    const Verdict v = Judge(constitution, models, options).judge(make_picture(90));
+    CHECK(v.reasoning_calls == 0);
+    CHECK(v.find_rule("weapon")->items[0].outcome == ItemOutcome::Uncertain);
+    CHECK_THAT(v.to_json(), Contains("cascaded reasoning off"));
+  }
+  SECTION("early exit off: every item is asked") {
+    JudgeOptions options;
+    options.early_exit = false;
+    options.cascade = false;
+    const Verdict v = Judge(constitution, models, options).judge(make_picture(90));
+    for (const auto& item : v.find_rule("gore")->items) CHECK(item.outcome != ItemOutcome::NotEvaluated);
+  }
+}
+
+TEST_CASE("a missing locator is reported, not silently ignored", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(95));
+  auto models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.6, "A gun is visible." = 0.05 }
+)");
+  models.locator = nullptr;
+  models.relevance = nullptr;
+  const Verdict v = Judge(Constitution::from_string(kConstitution), models).judge(make_picture(95));
+  const std::string json = v.to_json();
+  CHECK_THAT(json, Contains("strategy 2 skipped: no locator configured"));
+  CHECK_THAT(json, Contains("relevance scanning off"));
+}
+
+TEST_CASE("deadlines and cancellation stop a call and leave the Judge usable", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(100));
+  Judge judge(Constitution::from_string(kConstitution), ws.models("[[images]]\nfile = \"a.png\"\n"));
+  CallOptions late;
+  late.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
+  try {
+    judge.judge(make_picture(100), late);
+    FAIL("expected DeadlineExceeded");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::DeadlineExceeded);
+  }
+  CallOptions cancelled;
+  cancelled.cancel = CancellationToken();
+  cancelled.cancel->cancel();
+  try {
+    judge.judge(make_picture(100), cancelled);
+    FAIL("expected Cancelled");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::Cancelled);
+  }
+  CHECK_NOTHROW(judge.judge(make_picture(100), CallOptions::with_timeout(std::chrono::seconds(60))));
+}
+
+TEST_CASE("judge_batch reports each image's error in its own slot", "[unit][judge]") {
+  Workspace ws;
+  Judge judge(Constitution::from_string(kConstitution), ws.models(""));
+  const auto results = judge.judge_batch({make_picture(1), Image{}, make_picture(2)});
+  REQUIRE(results.size() == 3);
+  CHECK(results[0].verdict.has_value());
+  CHECK_FALSE(results[1].verdict.has_value());
+  CHECK(results[1].error_code == ErrorCode::InvalidArgument);
+  CHECK(results[2].verdict.has_value());
+}
+
+TEST_CASE("judge_bytes rejects undecodable bytes with InvalidImage", "[unit][judge]") {
+  Workspace ws;
+  Judge judge(Constitution::from_string(kConstitution), ws.models(""));
+  const std::string garbage = "definitely not an image";
+  try {
+    judge.judge_bytes(garbage.data(), garbage.size());
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::InvalidImage);
+  }
+  const auto png = encode_png(make_picture(3));
+  const Verdict v = judge.judge_bytes(png.data(), png.size());
+  CHECK(v.image_width == 64);
+  CHECK(v.timings.decode_ms >= 0);
+}
+
+TEST_CASE("the verdict JSON is stable and complete", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(110));
+  auto models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.97, "The injury is fatal." = 0.99 }
+)");
+  const Constitution constitution = Constitution::from_string(kConstitution);
+  const Verdict v = Judge(constitution, models).judge(make_picture(110));
+  const auto json = nlohmann::json::parse(v.to_json());
+  CHECK(json["schema"] == "imgjudge.verdict/1");
+  CHECK(json["decision"] == "unsafe");
+  CHECK(json["violated_rules"] == nlohmann::json::array({"gore"}));
+  CHECK(json["constitution"]["hash"] == constitution.hash);
+  CHECK(json["image"]["hash"] == "sha256:" + make_picture(110).content_hash());
+  CHECK(json["rules"][0]["items"][0]["statements"][0]["statement"] == "A person is visible.");
+  CHECK(json["rules"][0]["items"][0]["decided_by"] == "prior");
+  CHECK(json["rules"][0]["items"][0]["statements"][0]["region_score"].is_null());
+  CHECK(json["models"]["vlm"] == "scripted:script.toml");
+  for (const char* stage : {"decode", "relevance", "prepare", "scoring", "region", "reasoning", "total"}) {
+    CHECK(json["timings_ms"].contains(stage));
+  }
+}
+
+TEST_CASE("one Judge gives the same verdicts from many threads", "[unit][judge]") {
+  Workspace ws;
+  for (int i = 0; i < 4; ++i) ws.write_image("img" + std::to_string(i) + ".png", make_picture(std::uint8_t(120 + i)));
+  auto models = ws.models(R"(
+[[images]]
+file = "img0.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.97, "The injury is fatal." = 0.99 }
+[[images]]
+file = "img1.png"
+scores = { "A gun is visible." = 0.99 }
+[[images]]
+file = "img2.png"
+scores = { "A person is visible." = 0.6 }
+reasoning = { "A person is visible." = '{"rating": "Yes"}' }
+)");
+  const Judge judge(Constitution::from_string(kConstitution), models);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 4; ++i) {
+    Verdict v = judge.judge(make_picture(std::uint8_t(120 + i)));
+    v.timings = {};
+    expected.push_back(v.to_json());
+  }
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        const int i = (t + round) % 4;
+        Verdict v = judge.judge(make_picture(std::uint8_t(120 + i)));
+        v.timings = {};
+        if (v.to_json() != expected[i]) mismatches++;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("the scripted backend rejects malformed scripts with a location", "[unit][judge]") {
+  Workspace ws;
+  try {
+    ws.models("[defaults]\nscore = 2.0\n");
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::InvalidArgument);
+    CHECK_THAT(std::string(e.what()), Contains("script.toml:2:"));
+  }
+  CHECK_THROWS_WITH(ws.models("[[images]]\nfile = \"missing.png\"\n"), Contains("missing.png"));
+}
