@@ -11,6 +11,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
 # PCRE2 with Unicode properties: the pre-tokenizer regexes of Qwen2/GPT-2/CLIP.
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+# ICU: NFC, Unicode lower-casing and character categories for the tokenizers.
+pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)
 if(IMGJUDGE_BUILD_TESTS)
   find_package(Catch2 REQUIRED)
 endif()

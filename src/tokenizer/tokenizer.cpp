@@ -1,0 +1,534 @@
+// Running a tokenizer pipeline: added-token split -> normalizer ->
+// pre-tokenizer -> BPE -> post-processor, and the way back for decode().
+#include "tokenizer/tokenizer.hpp"
+
+#include <algorithm>
+
+#include <fmt/core.h>
+
+#include <unicode/uchar.h>
+
+#include "imgjudge/error.hpp"
+#include "tokenizer/pipeline.hpp"
+#include "tokenizer/unicode_text.hpp"
+
+namespace imgjudge::tokenizer {
+namespace {
+
+using Impl = Tokenizer::Impl;
+
+// ---------------------------------------------------------------- normalizer
+
+// CLIPTokenizer without ftfy cleans text with BERT's BasicTokenizer
+// (strip_accents=False, do_split_on_punc=False) and joins its words by " ":
+// drop NUL, U+FFFD and category C* (except \t\n\r), map \t\n\r and Zs to ' ',
+// put spaces around CJK ideographs, NFC, split on Python whitespace,
+// lower-case each word.
+std::string bert_cleanup(std::string_view text) {
+  std::string cleaned;
+  cleaned.reserve(text.size());
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t length = 0;
+    const char32_t c = unicode::decode_at(text, pos, length);
+    pos += length;
+    const bool tab_or_newline = c == '\t' || c == '\n' || c == '\r';
+    if (c == 0 || c == 0xFFFD || (!tab_or_newline && unicode::is_other_category(c))) continue;
+    if (c == ' ' || tab_or_newline || unicode::is_space_separator(c)) {
+      cleaned.push_back(' ');
+    } else if (unicode::is_cjk_ideograph(c)) {
+      cleaned.push_back(' ');
+      unicode::append_utf8(cleaned, c);
+      cleaned.push_back(' ');
+    } else {
+      unicode::append_utf8(cleaned, c);
+    }
+  }
+  const std::string normalized = unicode::nfc(cleaned);
+  std::string lowered;
+  for (const std::string_view word : unicode::split_whitespace(normalized)) {
+    if (!lowered.empty()) lowered.push_back(' ');
+    lowered += unicode::to_lower(word);
+  }
+  // The reference splits once more after lower-casing.
+  std::string joined;
+  joined.reserve(lowered.size());
+  for (const std::string_view word : unicode::split_whitespace(lowered)) {
+    if (!joined.empty()) joined.push_back(' ');
+    joined.append(word);
+  }
+  return joined;
+}
+
+std::string replace_all(std::string_view text, const UnicodeRegex& pattern, std::string_view content) {
+  std::string out;
+  std::size_t last = 0;
+  for (const auto& [begin, end] : pattern.find_all(text)) {
+    out.append(text.substr(last, begin - last));
+    out.append(content);
+    last = end;
+  }
+  out.append(text.substr(last));
+  return out;
+}
+
+std::string normalize(const std::vector<NormalizerStep>& steps, std::string_view input) {
+  std::string text(input);
+  for (const NormalizerStep& step : steps) {
+    switch (step.kind) {
+      case NormalizerStep::Kind::Nfc: text = unicode::nfc(text); break;
+      case NormalizerStep::Kind::Nfd: text = unicode::nfd(text); break;
+      case NormalizerStep::Kind::Nfkc: text = unicode::nfkc(text); break;
+      case NormalizerStep::Kind::Nfkd: text = unicode::nfkd(text); break;
+      case NormalizerStep::Kind::Lowercase: text = unicode::to_lower(text); break;
+      case NormalizerStep::Kind::Replace: text = replace_all(text, *step.pattern, step.content); break;
+      case NormalizerStep::Kind::Strip: {
+        std::string_view view = text;
+        if (step.left) view = unicode::lstrip(view);
+        if (step.right) view = unicode::rstrip(view);
+        text = std::string(view);
+        break;
+      }
+      case NormalizerStep::Kind::Prepend:
+        if (!text.empty()) text = step.content + text;
+        break;
+      case NormalizerStep::Kind::BertCleanup: text = bert_cleanup(text); break;
+    }
+  }
+  return text;
+}
+
+// ------------------------------------------------------------ pre-tokenizer
+
+void split_piece(const PreTokenizerStep& step, const std::string& piece, std::vector<std::string>& out) {
+  struct Segment {
+    std::size_t begin, end;
+    bool delimiter;
+  };
+  std::vector<Segment> segments;
+  std::size_t last = 0;
+  // With `invert` the matches are the content and the rest are delimiters.
+  for (const auto& [begin, end] : step.pattern->find_all(piece)) {
+    if (begin > last) segments.push_back({last, begin, step.invert});
+    segments.push_back({begin, end, !step.invert});
+    last = end;
+  }
+  if (last < piece.size()) segments.push_back({last, piece.size(), step.invert});
+
+  const std::size_t first_out = out.size();
+  bool previous_was_delimiter = false;
+  std::string pending;  // MergedWithNext: delimiters waiting for the next piece.
+  for (const Segment& segment : segments) {
+    std::string text = piece.substr(segment.begin, segment.end - segment.begin);
+    switch (step.behavior) {
+      case SplitBehavior::Removed:
+        if (!segment.delimiter) out.push_back(std::move(text));
+        break;
+      case SplitBehavior::Isolated:
+        out.push_back(std::move(text));
+        break;
+      case SplitBehavior::MergedWithPrevious:
+        if (segment.delimiter && out.size() > first_out) {
+          out.back() += text;
+        } else {
+          out.push_back(std::move(text));
+        }
+        break;
+      case SplitBehavior::MergedWithNext:
+        if (segment.delimiter) {
+          pending += text;
+        } else {
+          out.push_back(pending + text);
+          pending.clear();
+        }
+        break;
+      case SplitBehavior::Contiguous:
+        if (segment.delimiter && previous_was_delimiter && out.size() > first_out) {
+          out.back() += text;
+        } else {
+          out.push_back(std::move(text));
+        }
+        break;
+    }
+    previous_was_delimiter = segment.delimiter;
+  }
+  if (!pending.empty()) out.push_back(std::move(pending));
+}
+
+std::vector<std::string> pre_tokenize(const std::vector<PreTokenizerStep>& steps, std::string text) {
+  std::vector<std::string> pieces;
+  pieces.push_back(std::move(text));
+  std::vector<std::string> next;
+  for (const PreTokenizerStep& step : steps) {
+    next.clear();
+    for (std::string& piece : pieces) {
+      if (piece.empty()) continue;
+      switch (step.kind) {
+        case PreTokenizerStep::Kind::Split:
+          split_piece(step, piece, next);
+          break;
+        case PreTokenizerStep::Kind::PrefixSpace:
+          next.push_back(piece.front() == ' ' ? std::move(piece) : " " + piece);
+          break;
+        case PreTokenizerStep::Kind::ByteLevel: {
+          std::string mapped;
+          append_byte_level(piece, mapped);
+          next.push_back(std::move(mapped));
+          break;
+        }
+      }
+    }
+    pieces.swap(next);
+  }
+  return pieces;
+}
+
+// ------------------------------------------------------------- added tokens
+
+struct Chunk {
+  std::size_t begin, end;
+  const AddedToken* added;  ///< Null for ordinary text.
+};
+
+bool is_word_char(std::string_view text, std::size_t pos) {
+  std::size_t length = 0;
+  const char32_t c = unicode::decode_at(text, pos, length);
+  return c == '_' || u_isalnum(static_cast<UChar32>(c));
+}
+
+bool word_char_before(std::string_view text, std::size_t pos) {
+  if (pos == 0) return false;
+  std::size_t start = pos - 1;
+  while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+  return is_word_char(text, start);
+}
+
+// Leftmost-longest matching of the added tokens, then the lstrip/rstrip
+// rules of the Python classes (an rstrip token eats whitespace on its right,
+// an lstrip token on its left).
+std::vector<Chunk> split_added_tokens(const Impl& impl, std::string_view text, int stage) {
+  std::vector<Chunk> chunks;
+  const auto& candidates = impl.added_by_first_byte[static_cast<std::size_t>(stage)];
+  std::size_t text_start = 0;
+  for (std::size_t pos = 0; pos < text.size();) {
+    const AddedToken* found = nullptr;
+    for (const std::size_t index : candidates[static_cast<unsigned char>(text[pos])]) {
+      const AddedToken& token = impl.added_tokens[index];
+      if (text.compare(pos, token.content.size(), token.content) != 0) continue;
+      if (token.single_word &&
+          (word_char_before(text, pos) ||
+           (pos + token.content.size() < text.size() && is_word_char(text, pos + token.content.size())))) {
+        continue;
+      }
+      found = &token;
+      break;
+    }
+    if (!found) {
+      ++pos;
+      continue;
+    }
+    if (pos > text_start) chunks.push_back({text_start, pos, nullptr});
+    chunks.push_back({pos, pos + found->content.size(), found});
+    pos += found->content.size();
+    text_start = pos;
+  }
+  if (text_start < text.size()) chunks.push_back({text_start, text.size(), nullptr});
+
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    const AddedToken* token = chunks[i].added;
+    if (!token) continue;
+    if (token->rstrip && i + 1 < chunks.size() && !chunks[i + 1].added) {
+      Chunk& right = chunks[i + 1];
+      right.begin = right.end - unicode::lstrip(text.substr(right.begin, right.end - right.begin)).size();
+    }
+    if (token->lstrip && i > 0 && !chunks[i - 1].added) {
+      Chunk& left = chunks[i - 1];
+      left.end = left.begin + unicode::rstrip(text.substr(left.begin, left.end - left.begin)).size();
+    }
+  }
+  chunks.erase(std::remove_if(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.begin == c.end; }),
+               chunks.end());
+  return chunks;
+}
+
+void encode_words(const Impl& impl, std::string text, std::vector<std::int32_t>& ids) {
+  for (const std::string& word : pre_tokenize(impl.pre_tokenizer, std::move(text))) {
+    impl.model->encode_word(word, ids);
+  }
+}
+
+std::vector<std::int32_t> encode_text(const Impl& impl, std::string_view input) {
+  unicode::check_utf8(input, "text");
+  const std::string text = normalize(impl.prepare, input);
+  const bool has_normalized_tokens =
+      std::any_of(impl.added_tokens.begin(), impl.added_tokens.end(), [](const AddedToken& t) { return t.normalized; });
+  std::vector<std::int32_t> ids;
+  for (const Chunk& chunk : split_added_tokens(impl, text, 0)) {
+    if (chunk.added) {
+      ids.push_back(chunk.added->id);
+      continue;
+    }
+    std::string normalized = normalize(impl.normalizer, std::string_view(text).substr(chunk.begin, chunk.end - chunk.begin));
+    if (!has_normalized_tokens) {
+      encode_words(impl, std::move(normalized), ids);
+      continue;
+    }
+    for (const Chunk& inner : split_added_tokens(impl, normalized, 1)) {
+      if (inner.added) {
+        ids.push_back(inner.added->id);
+      } else {
+        encode_words(impl, normalized.substr(inner.begin, inner.end - inner.begin), ids);
+      }
+    }
+  }
+  return ids;
+}
+
+// ------------------------------------------------------------------ decoding
+
+std::string replace_literal(std::string text, std::string_view pattern, std::string_view content) {
+  if (pattern.empty()) return text;
+  std::string out;
+  std::size_t last = 0;
+  for (std::size_t found = text.find(pattern); found != std::string::npos; found = text.find(pattern, last)) {
+    out.append(text, last, found - last);
+    out.append(content);
+    last = found + pattern.size();
+  }
+  out.append(text, last, std::string::npos);
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out.append(separator);
+    out.append(parts[i]);
+  }
+  return out;
+}
+
+std::string run_decoder(const std::vector<DecoderStep>& steps, std::vector<std::string> tokens) {
+  for (const DecoderStep& step : steps) {
+    switch (step.kind) {
+      case DecoderStep::Kind::ByteLevel: {
+        std::string bytes;
+        for (const std::string& token : tokens) append_byte_level_decoded(token, bytes);
+        tokens.assign(1, unicode::decode_utf8_lossy(bytes));
+        break;
+      }
+      case DecoderStep::Kind::Replace:
+        for (std::string& token : tokens) token = replace_literal(std::move(token), step.pattern, step.content);
+        break;
+      case DecoderStep::Kind::BpeSuffix:
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+          tokens[i] = replace_literal(std::move(tokens[i]), step.pattern, i + 1 == tokens.size() ? "" : " ");
+        }
+        break;
+      case DecoderStep::Kind::Strip:
+        for (std::string& token : tokens) {
+          std::size_t begin = 0, end = token.size();
+          for (std::size_t n = 0; n < step.start && token.compare(begin, step.content.size(), step.content) == 0 &&
+                                  begin + step.content.size() <= end;
+               ++n) {
+            begin += step.content.size();
+          }
+          for (std::size_t n = 0; n < step.stop && end >= begin + step.content.size() &&
+                                  token.compare(end - step.content.size(), step.content.size(), step.content) == 0;
+               ++n) {
+            end -= step.content.size();
+          }
+          token = token.substr(begin, end - begin);
+        }
+        break;
+      case DecoderStep::Kind::Fuse:
+        tokens.assign(1, join(tokens, ""));
+        break;
+      case DecoderStep::Kind::PythonStrip:
+        tokens.assign(1, std::string(unicode::strip(join(tokens, ""))));
+        break;
+    }
+  }
+  return join(tokens, "");
+}
+
+// transformers' clean_up_tokenization: remove spaces before punctuation and
+// English contractions.
+std::string clean_up_tokenization(std::string text) {
+  static const std::pair<const char*, const char*> kRules[] = {
+      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kRules) text = replace_literal(std::move(text), from, to);
+  return text;
+}
+
+const std::string& token_of(const Impl& impl, std::int32_t id) {
+  const auto added = impl.added_by_id.find(id);
+  if (added != impl.added_by_id.end()) return impl.added_tokens[added->second].content;
+  if (const std::string* token = impl.model->id_to_token(id)) return *token;
+  throw Error(ErrorCode::InvalidArgument, fmt::format("token id {} is not in the vocabulary", id));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Impl setup
+
+void Tokenizer::Impl::add_token(const AddedToken& token) {
+  const auto existing = added_by_id.find(token.id);
+  if (existing != added_by_id.end()) {
+    added_tokens[existing->second] = token;
+  } else {
+    added_by_id.emplace(token.id, added_tokens.size());
+    added_tokens.push_back(token);
+  }
+}
+
+void Tokenizer::Impl::index_added_tokens() {
+  std::sort(added_tokens.begin(), added_tokens.end(),
+            [](const AddedToken& a, const AddedToken& b) { return a.id < b.id; });
+  added_by_id.clear();
+  added_by_content.clear();
+  for (auto& stage : added_by_first_byte) {
+    for (auto& list : stage) list.clear();
+  }
+  for (std::size_t i = 0; i < added_tokens.size(); ++i) {
+    const AddedToken& token = added_tokens[i];
+    added_by_id[token.id] = i;
+    added_by_content[token.content] = i;
+    if (token.special) special_ids.insert(token.id);
+    if (token.content.empty()) continue;
+    added_by_first_byte[token.normalized ? 1 : 0][static_cast<unsigned char>(token.content[0])].push_back(i);
+  }
+  for (auto& stage : added_by_first_byte) {
+    for (auto& list : stage) {
+      std::stable_sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) {
+        return added_tokens[a].content.size() > added_tokens[b].content.size();
+      });
+    }
+  }
+}
+
+// ------------------------------------------------------------------- public
+
+std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  std::vector<std::int32_t> ids = encode_text(*impl_, text);
+  if (!add_special_tokens) return ids;
+  std::vector<std::int32_t> out(impl_->prefix_ids);
+  out.insert(out.end(), ids.begin(), ids.end());
+  out.insert(out.end(), impl_->suffix_ids.begin(), impl_->suffix_ids.end());
+  return out;
+}
+
+std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens,
+                                            std::size_t max_length) const {
+  std::vector<std::int32_t> ids = encode_text(*impl_, text);
+  const std::size_t specials = add_special_tokens ? impl_->prefix_ids.size() + impl_->suffix_ids.size() : 0;
+  if (max_length < specials) {
+    throw Error(ErrorCode::InvalidArgument, fmt::format("max_length {} cannot hold the {} special tokens the tokenizer adds",
+                                                        max_length, specials));
+  }
+  if (ids.size() > max_length - specials) ids.resize(max_length - specials);
+  if (!add_special_tokens) return ids;
+  std::vector<std::int32_t> out(impl_->prefix_ids);
+  out.insert(out.end(), ids.begin(), ids.end());
+  out.insert(out.end(), impl_->suffix_ids.begin(), impl_->suffix_ids.end());
+  return out;
+}
+
+BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, const BatchOptions& options) const {
+  std::optional<std::size_t> max_length = options.max_length;
+  if (!max_length && (options.truncation || options.padding == Padding::MaxLength)) max_length = impl_->model_max_length;
+  if (!max_length && (options.truncation || options.padding == Padding::MaxLength)) {
+    throw Error(ErrorCode::InvalidArgument, "encode_batch: truncation/max-length padding needs max_length "
+                                            "(the tokenizer config has no model_max_length)");
+  }
+  BatchEncoding batch;
+  batch.input_ids.reserve(texts.size());
+  for (const std::string& text : texts) {
+    batch.input_ids.push_back(options.truncation ? encode(text, options.add_special_tokens, *max_length)
+                                                 : encode(text, options.add_special_tokens));
+  }
+  std::size_t target = 0;
+  if (options.padding == Padding::MaxLength) {
+    target = *max_length;
+  } else if (options.padding == Padding::Longest) {
+    for (const auto& row : batch.input_ids) target = std::max(target, row.size());
+  }
+  if (options.padding != Padding::None && !impl_->pad) {
+    throw Error(ErrorCode::InvalidArgument, "encode_batch: padding requested but the tokenizer has no pad token");
+  }
+  batch.attention_mask.reserve(texts.size());
+  for (auto& row : batch.input_ids) {
+    std::vector<std::int32_t> mask(row.size(), 1);
+    if (options.padding != Padding::None && row.size() < target) {
+      const std::size_t missing = target - row.size();
+      const auto row_at = options.pad_left ? row.begin() : row.end();
+      const auto mask_at = options.pad_left ? mask.begin() : mask.end();
+      row.insert(row_at, missing, *impl_->pad);
+      mask.insert(mask_at, missing, 0);
+    }
+    batch.attention_mask.push_back(std::move(mask));
+  }
+  return batch;
+}
+
+std::vector<std::string> Tokenizer::tokens(const std::vector<std::int32_t>& ids) const {
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (const std::int32_t id : ids) out.push_back(token_of(*impl_, id));
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens) const {
+  const Impl& impl = *impl_;
+  std::vector<std::string> parts;
+  std::vector<std::string> current;
+  for (const std::int32_t id : ids) {
+    const std::string& token = token_of(impl, id);
+    if (skip_special_tokens && impl.special_ids.count(id)) continue;
+    if (impl.legacy_decode_ids.count(id)) {
+      if (!current.empty()) {
+        std::string text = run_decoder(impl.decoder, std::move(current));
+        if (!text.empty()) parts.push_back(std::move(text));
+        current.clear();
+      }
+      parts.push_back(token);
+    } else {
+      current.push_back(token);
+    }
+  }
+  if (!current.empty()) parts.push_back(run_decoder(impl.decoder, std::move(current)));
+  std::string text = join(parts, impl.spaces_between_special_tokens ? " " : "");
+  return impl.clean_up_tokenization_spaces ? clean_up_tokenization(std::move(text)) : text;
+}
+
+std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const {
+  const auto added = impl_->added_by_content.find(std::string(token));
+  if (added != impl_->added_by_content.end()) return impl_->added_tokens[added->second].id;
+  return impl_->model->token_to_id(token);
+}
+
+std::optional<std::string> Tokenizer::id_to_token(std::int32_t id) const {
+  const auto added = impl_->added_by_id.find(id);
+  if (added != impl_->added_by_id.end()) return impl_->added_tokens[added->second].content;
+  if (const std::string* token = impl_->model->id_to_token(id)) return *token;
+  return std::nullopt;
+}
+
+std::size_t Tokenizer::vocab_size() const { return impl_->model->vocab_size(); }
+
+std::size_t Tokenizer::id_end() const {
+  std::int32_t end = impl_->model->id_end();
+  for (const AddedToken& token : impl_->added_tokens) end = std::max(end, token.id + 1);
+  return static_cast<std::size_t>(end);
+}
+
+const std::vector<AddedToken>& Tokenizer::added_tokens() const { return impl_->added_tokens; }
+bool Tokenizer::is_special(std::int32_t id) const { return impl_->special_ids.count(id) > 0; }
+std::optional<std::int32_t> Tokenizer::bos_id() const { return impl_->bos; }
+std::optional<std::int32_t> Tokenizer::eos_id() const { return impl_->eos; }
+std::optional<std::int32_t> Tokenizer::pad_id() const { return impl_->pad; }
+std::optional<std::int32_t> Tokenizer::unk_id() const { return impl_->unk; }
+std::optional<std::size_t> Tokenizer::model_max_length() const { return impl_->model_max_length; }
+const std::string& Tokenizer::flavour() const { return impl_->flavour; }
+
+}  // namespace imgjudge::tokenizer

@@ -1,0 +1,119 @@
+// Hugging Face-compatible BPE tokenizers (Qwen2/Qwen2-VL, GPT-2 style
+// byte-level BPE, CLIP), loaded from a model folder.
+//
+// Two file layouts are understood:
+//  * `tokenizer.json` (the HF "fast" format): normalizer, pre_tokenizer, BPE
+//    model, added_tokens, post_processor and decoder are read from it;
+//  * `vocab.json` + `merges.txt` (+ `tokenizer_config.json`) as the "slow"
+//    Python classes ship them; the flavour (Qwen2, GPT-2, CLIP) comes from
+//    `tokenizer_class` and reproduces that Python class exactly.
+//
+// Thread safety: a Tokenizer is immutable after loading (its BPE cache is
+// internally locked); every const method may be called concurrently. Copies
+// share the loaded tables.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace imgjudge::tokenizer {
+
+/// A token matched verbatim in the input before normal tokenization
+/// (`added_tokens` / `added_tokens_decoder` in HF files).
+struct AddedToken {
+  std::string content;
+  std::int32_t id = 0;
+  bool special = false;      ///< Skipped by decode(skip_special_tokens=true).
+  bool lstrip = false;       ///< Swallows whitespace on its left.
+  bool rstrip = false;       ///< Swallows whitespace on its right.
+  bool normalized = false;   ///< (tokenizer.json) matched in the normalized text.
+  bool single_word = false;  ///< Only matched when not inside a word.
+};
+
+/// Which files `Tokenizer::load` reads.
+enum class TokenizerFormat {
+  Auto,  ///< tokenizer.json if present, else vocab.json + merges.txt.
+  Fast,  ///< tokenizer.json (required).
+  Slow,  ///< vocab.json + merges.txt (+ tokenizer_config.json); mirrors the Python classes.
+};
+
+enum class Padding {
+  None,       ///< Rows keep their own length.
+  Longest,    ///< Pad every row to the longest row of the batch.
+  MaxLength,  ///< Pad every row to `max_length` (CLIP: 77).
+};
+
+struct BatchOptions {
+  bool add_special_tokens = true;
+  Padding padding = Padding::None;
+  bool pad_left = false;  ///< Put padding before the tokens instead of after.
+  /// Truncate (keeping special tokens) and/or pad to this length. When unset,
+  /// Padding::MaxLength and `truncation` use the model_max_length.
+  std::optional<std::size_t> max_length;
+  bool truncation = false;
+};
+
+/// A padded batch: every row of `input_ids` and `attention_mask` has the same
+/// length when padding is on; the mask is 1 for tokens and 0 for padding.
+struct BatchEncoding {
+  std::vector<std::vector<std::int32_t>> input_ids;
+  std::vector<std::vector<std::int32_t>> attention_mask;
+};
+
+class Tokenizer {
+ public:
+  /// Loads the tokenizer files of a model folder. Throws Error(InvalidModel)
+  /// naming the file (and line, for JSON and merges.txt) when files are
+  /// missing or malformed, Error(Unsupported) for a tokenizer.json component
+  /// this implementation does not have (e.g. a Unigram model).
+  static Tokenizer load(const std::string& model_dir, TokenizerFormat format = TokenizerFormat::Auto);
+
+  /// Token ids of `text` (UTF-8; Error(InvalidArgument) if invalid).
+  /// `add_special_tokens` adds what the model's post-processor adds (CLIP:
+  /// <|startoftext|> ... <|endoftext|>; Qwen2 and GPT-2: nothing).
+  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
+  /// The same, truncated to at most `max_length` ids in total; the special
+  /// tokens are kept and the text's tokens are cut on the right.
+  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens, std::size_t max_length) const;
+  BatchEncoding encode_batch(const std::vector<std::string>& texts, const BatchOptions& options) const;
+
+  /// Token strings of ids (`convert_ids_to_tokens`). Error(InvalidArgument)
+  /// for an id that is neither in the vocab nor an added token.
+  std::vector<std::string> tokens(const std::vector<std::int32_t>& ids) const;
+  /// Text of ids, as HF decode(..., clean_up_tokenization_spaces=False) unless
+  /// the tokenizer config asks for the clean-up.
+  std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens = false) const;
+
+  std::optional<std::int32_t> token_to_id(std::string_view token) const;
+  std::optional<std::string> id_to_token(std::int32_t id) const;
+
+  /// Entries of the base BPE vocabulary (HF `vocab_size`), without added tokens.
+  std::size_t vocab_size() const;
+  /// One past the largest id of vocab and added tokens (HF `len(tokenizer)`
+  /// for contiguous ids): the minimum embedding rows a model needs.
+  std::size_t id_end() const;
+  const std::vector<AddedToken>& added_tokens() const;
+  bool is_special(std::int32_t id) const;
+
+  std::optional<std::int32_t> bos_id() const;
+  std::optional<std::int32_t> eos_id() const;
+  std::optional<std::int32_t> pad_id() const;
+  std::optional<std::int32_t> unk_id() const;
+  /// `model_max_length` of tokenizer_config.json (CLIP: 77), if it is sane.
+  std::optional<std::size_t> model_max_length() const;
+  /// "qwen2", "gpt2", "clip" (slow files) or "tokenizer.json".
+  const std::string& flavour() const;
+
+  struct Impl;
+
+ private:
+  explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace imgjudge::tokenizer
