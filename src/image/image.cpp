@@ -1,0 +1,269 @@
+// Image basics and decode_image(): format sniffing, limits, alpha compositing,
+// EXIF orientation, and the box operations used by CLUE strategy 2.
+#include "imgjudge/image.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "image/codecs.hpp"
+#include "image/exif.hpp"
+#include "imgjudge/error.hpp"
+#include "util/files.hpp"
+#include "util/sha256.hpp"
+
+namespace imgjudge {
+namespace image {
+
+void check_dimensions(const char* format, std::int64_t width, std::int64_t height,
+                      const ImageLimits& limits) {
+  if (width <= 0 || height <= 0) {
+    throw Error(ErrorCode::InvalidImage,
+                fmt::format("{}: invalid dimensions {}x{}", format, width, height));
+  }
+  if (width > limits.max_width) {
+    throw Error(ErrorCode::LimitExceeded,
+                fmt::format("{}: width {} exceeds the limit max_width={}", format, width,
+                            limits.max_width));
+  }
+  if (height > limits.max_height) {
+    throw Error(ErrorCode::LimitExceeded,
+                fmt::format("{}: height {} exceeds the limit max_height={}", format, height,
+                            limits.max_height));
+  }
+  // Both factors are below 2^31 here, so the product cannot overflow.
+  const std::uint64_t pixels = std::uint64_t(width) * std::uint64_t(height);
+  if (pixels > limits.max_pixels) {
+    throw Error(ErrorCode::LimitExceeded,
+                fmt::format("{}: {}x{} = {} pixels exceeds the limit max_pixels={}", format, width,
+                            height, pixels, limits.max_pixels));
+  }
+}
+
+RawPixels allocate_pixels(int width, int height, int channels) {
+  RawPixels pixels;
+  pixels.width = width;
+  pixels.height = height;
+  pixels.channels = channels;
+  try {
+    pixels.data.assign(std::size_t(width) * std::size_t(height) * std::size_t(channels), 0);
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory,
+                fmt::format("cannot allocate {}x{}x{} pixel buffer", width, height, channels));
+  }
+  return pixels;
+}
+
+namespace {
+
+// Straight (non-premultiplied) alpha over an opaque background, rounded to
+// nearest: out = (c * a + bg * (255 - a) + 127) / 255.
+Image composite_onto(const RawPixels& pixels, const std::array<std::uint8_t, 3>& background) {
+  Image image;
+  image.width = pixels.width;
+  image.height = pixels.height;
+  const std::size_t count = std::size_t(pixels.width) * pixels.height;
+  if (pixels.channels == 3) {
+    image.rgb = pixels.data;
+    return image;
+  }
+  image.rgb.resize(count * 3);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint8_t* in = &pixels.data[i * 4];
+    const unsigned alpha = in[3];
+    for (int c = 0; c < 3; ++c) {
+      image.rgb[i * 3 + c] =
+          static_cast<std::uint8_t>((in[c] * alpha + background[c] * (255 - alpha) + 127) / 255);
+    }
+  }
+  return image;
+}
+
+std::string leading_bytes_hex(const std::uint8_t* bytes, std::size_t size) {
+  std::string hex;
+  for (std::size_t i = 0; i < std::min<std::size_t>(size, 8); ++i) {
+    hex += fmt::format("{}{:02x}", i == 0 ? "" : " ", bytes[i]);
+  }
+  return hex;
+}
+
+// Rounds a box outward to whole pixels (floor of the low edges, ceil of the
+// high edges) and clips it to [0, limit]. Done in double so huge or infinite
+// coordinates clamp instead of overflowing an int.
+int floor_clamped(double value, int limit) {
+  return static_cast<int>(std::clamp(std::floor(value), 0.0, double(limit)));
+}
+int ceil_clamped(double value, int limit) {
+  return static_cast<int>(std::clamp(std::ceil(value), 0.0, double(limit)));
+}
+
+void check_box(const char* function, const Image& image, const Box& box) {
+  if (image.empty() || image.rgb.size() != std::size_t(image.width) * image.height * 3) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: the image is empty or its pixel buffer does not match {}x{}",
+                            function, image.width, image.height));
+  }
+  if (!std::isfinite(box.x0) || !std::isfinite(box.y0) || !std::isfinite(box.x1) ||
+      !std::isfinite(box.y1) || box.x1 < box.x0 || box.y1 < box.y0) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: invalid box ({}, {})-({}, {}): need finite coordinates, x0 <= x1 and y0 <= y1",
+                            function, box.x0, box.y0, box.x1, box.y1));
+  }
+}
+
+// Decodes bytes of a known format, then composites alpha and applies orientation.
+Image decode_detected(const std::uint8_t* data, std::size_t size, ImageFormat format,
+                      const DecodeOptions& options, DecodeInfo* info) {
+  CodecResult decoded;
+  switch (format) {
+    case ImageFormat::Jpeg: decoded = decode_jpeg(data, size, options.limits); break;
+    case ImageFormat::Png: decoded = decode_png(data, size, options.limits); break;
+    case ImageFormat::WebP: decoded = decode_webp(data, size, options.limits); break;
+    case ImageFormat::Gif: decoded = decode_gif(data, size, options.limits); break;
+    case ImageFormat::Unknown:
+      throw Error(ErrorCode::InvalidImage,
+                  fmt::format("unknown image format (not JPEG, PNG, WebP or GIF; first bytes: {})",
+                              leading_bytes_hex(data, size)));
+  }
+
+  Image image = composite_onto(decoded.pixels, options.alpha_background);
+  const int orientation = options.apply_exif_orientation ? decoded.exif_orientation : 1;
+  if (orientation != 1) image = apply_exif_orientation(image, orientation);
+  if (info != nullptr) {
+    info->format = format;
+    info->encoded_width = decoded.pixels.width;
+    info->encoded_height = decoded.pixels.height;
+    info->exif_orientation = decoded.exif_orientation;
+    info->had_alpha = decoded.had_alpha;
+    info->bit_depth = decoded.bit_depth;
+    info->color_model = decoded.color_model;
+  }
+  return image;
+}
+
+}  // namespace
+}  // namespace image
+
+Image Image::from_rgb(const std::uint8_t* pixels, int width, int height, std::size_t stride) {
+  if (pixels == nullptr) throw Error(ErrorCode::InvalidArgument, "Image::from_rgb: pixels is null");
+  if (width <= 0 || height <= 0) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("Image::from_rgb: invalid size {}x{}", width, height));
+  }
+  const std::size_t row_bytes = std::size_t(width) * 3;
+  if (stride < row_bytes) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("Image::from_rgb: stride {} is smaller than 3 * width = {}", stride,
+                            row_bytes));
+  }
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.rgb.resize(row_bytes * std::size_t(height));
+  for (int y = 0; y < height; ++y) {
+    std::memcpy(&image.rgb[std::size_t(y) * row_bytes], pixels + std::size_t(y) * stride, row_bytes);
+  }
+  return image;
+}
+
+// SHA-256 of the ASCII header "<width>x<height>\n" followed by the RGB bytes,
+// so two pictures with the same bytes but different shapes never collide.
+std::string Image::content_hash() const {
+  util::Sha256 hash;
+  hash.update(fmt::format("{}x{}\n", width, height));
+  hash.update(rgb.data(), rgb.size());
+  return hash.hex_digest();
+}
+
+const char* image_format_name(ImageFormat format) noexcept {
+  switch (format) {
+    case ImageFormat::Jpeg: return "jpeg";
+    case ImageFormat::Png: return "png";
+    case ImageFormat::WebP: return "webp";
+    case ImageFormat::Gif: return "gif";
+    case ImageFormat::Unknown: break;
+  }
+  return "unknown";
+}
+
+ImageFormat detect_image_format(const void* bytes, std::size_t size) noexcept {
+  if (bytes == nullptr) return ImageFormat::Unknown;
+  const auto* b = static_cast<const std::uint8_t*>(bytes);
+  auto starts_with = [&](std::size_t offset, const char* magic, std::size_t length) {
+    return size >= offset + length && std::memcmp(b + offset, magic, length) == 0;
+  };
+  if (starts_with(0, "\xFF\xD8\xFF", 3)) return ImageFormat::Jpeg;
+  if (starts_with(0, "\x89PNG\r\n\x1A\n", 8)) return ImageFormat::Png;
+  if (starts_with(0, "GIF87a", 6) || starts_with(0, "GIF89a", 6)) return ImageFormat::Gif;
+  if (starts_with(0, "RIFF", 4) && starts_with(8, "WEBP", 4)) return ImageFormat::WebP;
+  return ImageFormat::Unknown;
+}
+
+Image decode_image(const void* bytes, std::size_t size, const DecodeOptions& options,
+                   DecodeInfo* info) {
+  if (bytes == nullptr && size != 0) {
+    throw Error(ErrorCode::InvalidArgument, "decode_image: bytes is null");
+  }
+  if (size == 0) throw Error(ErrorCode::InvalidImage, "empty input (0 bytes)");
+  if (size > options.limits.max_encoded_bytes) {
+    throw Error(ErrorCode::LimitExceeded,
+                fmt::format("encoded size {} bytes exceeds the limit max_encoded_bytes={}", size,
+                            options.limits.max_encoded_bytes));
+  }
+  const auto* data = static_cast<const std::uint8_t*>(bytes);
+  const ImageFormat format = detect_image_format(data, size);
+  try {
+    return image::decode_detected(data, size, format, options, info);
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory,
+                fmt::format("{}: out of memory while decoding", image_format_name(format)));
+  }
+}
+
+Image load_image_file(const std::string& path, const DecodeOptions& options, DecodeInfo* info) {
+  const std::vector<std::uint8_t> bytes = util::read_file_bytes(path, options.limits.max_encoded_bytes);
+  try {
+    return decode_image(bytes.data(), bytes.size(), options, info);
+  } catch (const Error& error) {
+    throw Error(error.code(), fmt::format("{}: {}", path, error.what()));
+  }
+}
+
+Image erase_region(const Image& image, const Box& box, std::array<std::uint8_t, 3> fill) {
+  image::check_box("erase_region", image, box);
+  const int x0 = image::floor_clamped(box.x0, image.width);
+  const int y0 = image::floor_clamped(box.y0, image.height);
+  const int x1 = image::ceil_clamped(box.x1, image.width);
+  const int y1 = image::ceil_clamped(box.y1, image.height);
+  Image out = image;
+  for (int y = y0; y < y1; ++y) {
+    std::uint8_t* row = &out.rgb[std::size_t(y) * image.width * 3];
+    for (int x = x0; x < x1; ++x) std::memcpy(row + std::size_t(x) * 3, fill.data(), 3);
+  }
+  return out;
+}
+
+Image crop_region(const Image& image, const Box& box, float margin) {
+  image::check_box("crop_region", image, box);
+  if (!(margin >= 0.f) || std::isinf(margin)) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("crop_region: margin must be finite and >= 0, got {}", margin));
+  }
+  const double grow_x = double(margin) * (double(box.x1) - box.x0);
+  const double grow_y = double(margin) * (double(box.y1) - box.y0);
+  // Round outward, clip, then keep at least one pixel per axis (a box outside
+  // the image or of zero size yields the nearest edge pixel) so a crop is never empty.
+  int x0 = image::floor_clamped(box.x0 - grow_x, image.width - 1);
+  int y0 = image::floor_clamped(box.y0 - grow_y, image.height - 1);
+  int x1 = std::max(image::ceil_clamped(box.x1 + grow_x, image.width), x0 + 1);
+  int y1 = std::max(image::ceil_clamped(box.y1 + grow_y, image.height), y0 + 1);
+  const std::size_t row_bytes = std::size_t(image.width) * 3;
+  const std::uint8_t* top_left = &image.rgb[std::size_t(y0) * row_bytes + std::size_t(x0) * 3];
+  return Image::from_rgb(top_left, x1 - x0, y1 - y0, row_bytes);
+}
+
+}  // namespace imgjudge
