@@ -21,5 +21,6 @@ const std::vector<Command>& commands();
 
 int run_judge(const Argv& args);
 int run_constitution_check(const Argv& args);
+int run_tokenize(const Argv& args);
 
 }  // namespace imgjudge::cli
