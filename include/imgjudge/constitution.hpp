@@ -93,6 +93,8 @@ struct IMGJUDGE_API Constitution {
 
   /// The constitution bundled with imgjudge (src/core/default_constitution.toml).
   static Constitution builtin_default();
+  /// The TOML text of builtin_default(), as shipped.
+  static const char* builtin_default_text() noexcept;
 
   const Rule* find_rule(const std::string& id) const noexcept;
 };

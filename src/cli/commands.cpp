@@ -4,6 +4,9 @@ namespace imgjudge::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
+      {"judge", "judge images against a constitution", run_judge},
+      {"constitution check", "validate a constitution and summarise it", run_constitution_check},
+      {"constitution show-default", "print the bundled default constitution", run_constitution_show_default},
       {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize},
   };
   return table;

@@ -21,6 +21,7 @@ const std::vector<Command>& commands();
 
 int run_judge(const Argv& args);
 int run_constitution_check(const Argv& args);
+int run_constitution_show_default(const Argv& args);
 int run_tokenize(const Argv& args);
 
 }  // namespace imgjudge::cli

@@ -430,6 +430,8 @@ namespace core {
 extern const char* const kDefaultConstitutionToml;
 }
 
+const char* Constitution::builtin_default_text() noexcept { return core::kDefaultConstitutionToml; }
+
 Constitution Constitution::builtin_default() {
   return from_string(core::kDefaultConstitutionToml, "<builtin default constitution>");
 }

@@ -1,0 +1,159 @@
+// `imgjudge judge`: judge image files against a constitution.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.hpp"
+#include "cli/commands.hpp"
+#include "imgjudge/judge.hpp"
+
+namespace imgjudge::cli {
+namespace {
+
+const char* kHelp = R"(usage: imgjudge judge [options] IMAGE...
+
+Judges each image against a constitution and prints a verdict per image.
+
+models:
+  --backend NAME            torch (default) or scripted
+  --model DIR               Hugging Face folder of the vision-language model (torch)
+  --relevance-model DIR     Hugging Face folder of CLIP/SigLIP for relevance scanning (optional)
+  --script FILE             answer script of the scripted backend
+  --device DEV              cpu (default) or cuda[:N]
+  --dtype T                 auto (default), float32 or bfloat16
+  --threads N               intra-op threads (default: all cores)
+constitution and method:
+  --constitution FILE       TOML rules (default: the bundled default constitution)
+  --no-relevance --no-debias --no-chains --no-cascade --no-early-exit
+                            switch a stage off (ablations)
+  --timeout-ms N            per-image deadline
+output:
+  --json                    one JSON object per line: the verdict plus "file"
+                            (or "file" and "error" for an image that failed)
+  --quiet                   no progress bar
+
+exit status: 0 all images safe, 1 at least one unsafe, 2 usage or setup error,
+             3 at least one image could not be judged (and none was unsafe)
+)";
+
+// One-line progress bar on stderr, only when stderr is a terminal.
+class Progress {
+ public:
+  Progress(std::size_t total, bool enabled) : total_(total), enabled_(enabled && total > 1 && isatty(2)) {}
+  void update(std::size_t done, const std::string& label) const {
+    if (!enabled_) return;
+    const int width = 30;
+    const int filled = static_cast<int>(width * done / total_);
+    fmt::print(stderr, "\r[{}{}] {}/{} {:<40.40}", std::string(filled, '#'), std::string(width - filled, ' '),
+               done, total_, label);
+    std::fflush(stderr);
+  }
+  void finish() const {
+    if (enabled_) fmt::print(stderr, "\r{:<90}\r", "");
+  }
+
+ private:
+  std::size_t total_;
+  bool enabled_;
+};
+
+void print_human(const std::string& file, const Verdict& v) {
+  std::size_t judged = 0;
+  for (const auto& rule : v.rules) judged += rule.judged;
+  fmt::print("{}: {}  ({} of {} rules judged, {} questions, {} reasoning calls, {:.0f} ms)\n", file,
+             v.unsafe() ? "UNSAFE" : "safe", judged, v.rules.size(), v.questions_scored, v.reasoning_calls,
+             v.timings.total_ms);
+  for (const auto& rule : v.rules) {
+    if (!rule.violated) continue;
+    fmt::print("  violates {} [{}, {}]\n", rule.id, rule.category, severity_name(rule.severity));
+    for (const auto& item : rule.items) {
+      if (item.deciding_statement < 0) continue;
+      const auto& s = item.statements[item.deciding_statement];
+      fmt::print("    - {} (M={:.3f}, m0={:.3f}, by {}){}{}\n", s.statement, s.score, s.prior,
+                 stage_name(s.decided_by), s.rationale.empty() ? "" : ": ", s.rationale);
+    }
+  }
+}
+
+}  // namespace
+
+int run_judge(const Argv& argv) {
+  const Args args(argv,
+                  {"backend", "model", "relevance-model", "script", "device", "dtype", "threads",
+                   "constitution", "timeout-ms"},
+                  {"json", "quiet", "help", "no-relevance", "no-debias", "no-chains", "no-cascade",
+                   "no-early-exit"});
+  if (args.flag("help")) {
+    fmt::print("{}", kHelp);
+    return 0;
+  }
+  if (args.positionals().empty()) {
+    fmt::print(stderr, "imgjudge judge: no images given\n\n{}", kHelp);
+    return 2;
+  }
+
+  ModelConfig config;
+  config.backend = args.value_or("backend", "torch");
+  config.model_dir = args.value_or("model", "");
+  config.relevance_model_dir = args.value_or("relevance-model", "");
+  config.script_path = args.value_or("script", "");
+  config.device = args.value_or("device", "cpu");
+  config.dtype = args.value_or("dtype", "auto");
+  config.threads = args.int_value_or("threads", 0);
+
+  JudgeOptions options;
+  options.relevance = !args.flag("no-relevance");
+  options.debias = !args.flag("no-debias");
+  options.chains = !args.flag("no-chains");
+  options.cascade = !args.flag("no-cascade");
+  options.early_exit = !args.flag("no-early-exit");
+  const int timeout_ms = args.int_value_or("timeout-ms", 0);
+
+  Constitution constitution = args.value("constitution") ? Constitution::from_file(*args.value("constitution"))
+                                                         : Constitution::builtin_default();
+  const Judge judge(std::move(constitution), load_models(config), options);
+
+  const bool json = args.flag("json");
+  const Progress progress(args.positionals().size(), !args.flag("quiet"));
+  bool any_unsafe = false, any_failed = false;
+  std::size_t done = 0;
+  for (const auto& file : args.positionals()) {
+    progress.update(done, file);
+    CallOptions call;
+    if (timeout_ms > 0) call = CallOptions::with_timeout(std::chrono::milliseconds(timeout_ms));
+    try {
+      const Verdict verdict = judge.judge_file(file, call);
+      any_unsafe = any_unsafe || verdict.unsafe();
+      progress.finish();
+      if (json) {
+        auto object = nlohmann::json::parse(verdict.to_json());
+        object["file"] = file;
+        fmt::print("{}\n", object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      } else {
+        print_human(file, verdict);
+      }
+    } catch (const Error& e) {
+      any_failed = true;
+      progress.finish();
+      if (json) {
+        fmt::print("{}\n", nlohmann::json{{"file", file},
+                                          {"error", {{"code", error_code_name(e.code())}, {"message", e.what()}}}}
+                               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      } else {
+        fmt::print("{}: ERROR [{}] {}\n", file, error_code_name(e.code()), e.what());
+      }
+    }
+    std::fflush(stdout);
+    ++done;
+  }
+  progress.finish();
+  if (any_unsafe) return 1;
+  return any_failed ? 3 : 0;
+}
+
+}  // namespace imgjudge::cli
