@@ -92,13 +92,20 @@ std::string leading_bytes_hex(const std::uint8_t* bytes, std::size_t size) {
 }
 
 // Rounds a box outward to whole pixels (floor of the low edges, ceil of the
-// high edges) and clips it to [0, limit]. Done in double so huge or infinite
-// coordinates clamp instead of overflowing an int.
+// high edges) and clips it to [0, limit]. A coordinate within kSnap of an
+// integer counts as that integer, so float noise (5 - 0.1f * 10 = 3.99999998)
+// never grows a box by a whole pixel. Done in double so huge coordinates clamp
+// instead of overflowing an int.
+constexpr double kSnap = 1e-3;
+double snapped(double value) {
+  const double nearest = std::round(value);
+  return std::fabs(value - nearest) < kSnap ? nearest : value;
+}
 int floor_clamped(double value, int limit) {
-  return static_cast<int>(std::clamp(std::floor(value), 0.0, double(limit)));
+  return static_cast<int>(std::clamp(std::floor(snapped(value)), 0.0, double(limit)));
 }
 int ceil_clamped(double value, int limit) {
-  return static_cast<int>(std::clamp(std::ceil(value), 0.0, double(limit)));
+  return static_cast<int>(std::clamp(std::ceil(snapped(value)), 0.0, double(limit)));
 }
 
 void check_box(const char* function, const Image& image, const Box& box) {
