@@ -28,7 +28,8 @@ struct IMGJUDGE_API Image {
   static Image from_rgb(const std::uint8_t* pixels, int width, int height, std::size_t stride);
 
   /// SHA-256 (hex) of the dimensions and pixels: identifies the picture in
-  /// verdicts and keys any per-image cache.
+  /// verdicts and keys any per-image cache. Exactly: SHA-256 over the ASCII
+  /// header "<width>x<height>\n" (e.g. "640x480\n") followed by the rgb bytes.
   std::string content_hash() const;
 };
 
@@ -49,6 +50,8 @@ IMGJUDGE_API const char* image_format_name(ImageFormat format) noexcept;
 struct DecodeOptions {
   ImageLimits limits;
   /// Transparent pixels are composited onto this colour (default white).
+  /// Alpha is straight (not premultiplied): per channel,
+  /// out = (c * a + bg * (255 - a) + 127) / 255 in integers (round to nearest).
   std::array<std::uint8_t, 3> alpha_background{255, 255, 255};
   /// Rotate/flip JPEG (and WebP/PNG eXIf) images as their EXIF orientation says.
   bool apply_exif_orientation = true;
@@ -89,11 +92,21 @@ struct Box {
 /// Returns a copy of `image` with `box` (clipped to the image) filled with
 /// `fill`: the "non-central region" test of CLUE strategy 2 removes an object
 /// this way.
+///
+/// Box coordinates are rounded outward to whole pixels everywhere: x0, y0 down
+/// (floor), x1, y1 up (ceil), so every pixel the box touches is included; a
+/// coordinate within 0.001 of an integer counts as that integer. Throws
+/// Error(InvalidArgument) for an empty image, a non-finite coordinate, or
+/// x1 < x0 / y1 < y0. A box of zero area or outside the image erases nothing.
 IMGJUDGE_API Image erase_region(const Image& image, const Box& box,
                    std::array<std::uint8_t, 3> fill = {128, 128, 128});
 
 /// Returns the part of `image` inside `box`, grown by `margin` (a fraction of the
 /// box's width/height on each side) and clipped to the image. Never empty.
+/// Rounds outward like erase_region(); a box of zero area or outside the image
+/// yields the nearest 1-pixel-wide/high strip inside it. Throws
+/// Error(InvalidArgument) for the cases erase_region() rejects and for a
+/// negative or non-finite margin.
 IMGJUDGE_API Image crop_region(const Image& image, const Box& box, float margin = 0.1f);
 
 }  // namespace imgjudge
