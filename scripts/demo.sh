@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The main job: judge the bundled example images with the default constitution.
+#
+# Real models: set IMGJUDGE_MODEL to a Hugging Face vision-language model folder
+# (e.g. a downloaded Qwen2-VL-2B-Instruct) and optionally IMGJUDGE_RELEVANCE_MODEL
+# to a CLIP folder (e.g. openai/clip-vit-base-patch16). Without them, this uses
+# models that carry no knowledge, and says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+imgjudge=build/src/cli/imgjudge
+images=(examples/images/chelsea.png examples/images/coffee.png examples/images/rocket.jpg)
+
+# Exit status 1 means "an image was judged unsafe": a verdict, not a failure.
+judge() {
+  local status=0
+  "$imgjudge" judge "$@" || status=$?
+  if ((status > 1)); then
+    echo "demo: imgjudge judge failed with exit status $status" >&2
+    exit "$status"
+  fi
+}
+
+banner() {
+  printf '\n%s\n' "================================================================================"
+  printf '%s\n' "$@"
+  printf '%s\n\n' "================================================================================"
+}
+
+if [[ -n "${IMGJUDGE_MODEL:-}" ]]; then
+  args=(--model "$IMGJUDGE_MODEL")
+  [[ -n "${IMGJUDGE_RELEVANCE_MODEL:-}" ]] && args+=(--relevance-model "$IMGJUDGE_RELEVANCE_MODEL")
+  banner "imgjudge demo: judging ${#images[@]} images with $IMGJUDGE_MODEL"
+  judge "${args[@]}" "${images[@]}"
+  exit 0
+fi
+
+random_dir=build/demo-models
+if "$imgjudge" make-random-model --help >/dev/null 2>&1 &&
+   "$imgjudge" make-random-model --config examples/demo/tiny-qwen2-vl.json \
+       --tokenizer tests/data/tokenizers/qwen2 --out "$random_dir/qwen2-vl" --seed 1 >/dev/null 2>&1 &&
+   "$imgjudge" make-random-model --config examples/demo/tiny-clip.json \
+       --tokenizer tests/data/tokenizers/clip --out "$random_dir/clip" --seed 1 >/dev/null 2>&1; then
+  banner "WARNING: no real model configured (IMGJUDGE_MODEL is unset)." \
+         "Judging with TINY RANDOM-WEIGHT models generated in $random_dir:" \
+         "the pipeline runs for real, but THE VERDICTS ARE MEANINGLESS." \
+         "For real verdicts: IMGJUDGE_MODEL=/path/to/Qwen2-VL-2B-Instruct \\" \
+         "  IMGJUDGE_RELEVANCE_MODEL=/path/to/clip-vit-base-patch16 scripts/demo.sh"
+  judge --model "$random_dir/qwen2-vl" --relevance-model "$random_dir/clip" "${images[@]}"
+  exit 0
+fi
+
+banner "WARNING: no real model configured (IMGJUDGE_MODEL is unset), and this build" \
+       "cannot generate random-weight models yet: judging with the SCRIPTED backend," \
+       "whose answers come from examples/demo/scripted-answers.toml." \
+       "THE VERDICTS SHOW THE PIPELINE, NOT A MODEL'S JUDGEMENT." \
+       "For real verdicts: IMGJUDGE_MODEL=/path/to/Qwen2-VL-2B-Instruct scripts/demo.sh"
+judge --backend scripted --script examples/demo/scripted-answers.toml "${images[@]}"
