@@ -1,5 +1,6 @@
 #include "runtime/weights.hpp"
 
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -19,6 +20,8 @@ struct WeightStore::Shared {
   at::Device device;
   std::mutex mutex;  // guards `used`: loading may happen from several threads
   std::set<std::string> used;
+  bool recording = false;
+  std::map<std::string, std::vector<std::int64_t>> recorded;
 };
 
 WeightStore::WeightStore(SafetensorsCheckpoint checkpoint, at::ScalarType dtype, at::Device device)
@@ -39,8 +42,26 @@ bool WeightStore::contains(const std::string& name) const {
   return shared_->checkpoint.find(full_name(name)) != nullptr;
 }
 
+WeightStore WeightStore::recorder(at::ScalarType dtype) {
+  WeightStore store(SafetensorsCheckpoint::from_files({}, "<parameter recorder>"), dtype, at::Device(at::kMeta));
+  store.shared_->recording = true;
+  return store;
+}
+
+std::vector<ParamSpec> WeightStore::recorded() const {
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  std::vector<ParamSpec> out;
+  for (const auto& [name, shape] : shared_->recorded) out.push_back({name, shape});
+  return out;
+}
+
 std::optional<at::Tensor> WeightStore::optional(const std::string& name, at::IntArrayRef expected_shape) const {
   const std::string full = full_name(name);
+  if (shared_->recording) {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    shared_->recorded[full] = expected_shape.vec();
+    return at::empty(expected_shape, at::TensorOptions().dtype(shared_->dtype).device(at::kMeta));
+  }
   const TensorView* view = shared_->checkpoint.find(full);
   if (view == nullptr) return std::nullopt;
   if (at::IntArrayRef(view->shape) != expected_shape) {

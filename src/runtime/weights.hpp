@@ -18,11 +18,24 @@
 
 namespace imgjudge::runtime {
 
+/// A parameter a family binds: its HF name and shape (random models, docs).
+struct ParamSpec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+};
+
 class WeightStore {
  public:
   /// Floating tensors are converted to `dtype` on `device` (zero-copy mmap
   /// views when they already match on CPU: never modify them in place).
   WeightStore(SafetensorsCheckpoint checkpoint, at::ScalarType dtype, at::Device device);
+
+  /// A store without a checkpoint that records every get()/optional() and
+  /// answers with meta tensors (no memory). Constructing a family on it lists
+  /// exactly the parameters that family binds, so the list cannot drift.
+  static WeightStore recorder(at::ScalarType dtype);
+  /// What a recorder was asked for, sorted by name.
+  std::vector<ParamSpec> recorded() const;
 
   /// A view whose names are relative to `prefix` (joined with '.'); it shares
   /// the checkpoint and the usage record with this store.

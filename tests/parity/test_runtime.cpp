@@ -1,7 +1,7 @@
 // Runtime plumbing: zero-copy views, WeightStore binding/errors/usage, nn helpers.
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"
 
-#include <ATen/ATen.h>
+#include <algorithm>
 
 #include "imgjudge/error.hpp"
 #include "runtime/nn.hpp"
