@@ -8,6 +8,7 @@ const std::vector<Command>& commands() {
       {"constitution check", "validate a constitution and summarise it", run_constitution_check},
       {"constitution show-default", "print the bundled default constitution", run_constitution_show_default},
       {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize},
+      {"inspect-image", "decode images as the judge would and describe them", run_inspect_image},
   };
   return table;
 }

@@ -23,5 +23,6 @@ int run_judge(const Argv& args);
 int run_constitution_check(const Argv& args);
 int run_constitution_show_default(const Argv& args);
 int run_tokenize(const Argv& args);
+int run_inspect_image(const Argv& args);
 
 }  // namespace imgjudge::cli
