@@ -9,6 +9,8 @@ const std::vector<Command>& commands() {
       {"constitution show-default", "print the bundled default constitution", run_constitution_show_default},
       {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize},
       {"inspect-image", "decode images as the judge would and describe them", run_inspect_image},
+      {"verify-fixture", "run a model family on a golden fixture and report max abs diffs", run_verify_fixture},
+      {"make-random-model", "write a model folder with random weights for a config.json", run_make_random_model},
   };
   return table;
 }

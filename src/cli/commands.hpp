@@ -20,6 +20,8 @@ struct Command {
 const std::vector<Command>& commands();
 
 int run_judge(const Argv& args);
+int run_verify_fixture(const Argv& args);
+int run_make_random_model(const Argv& args);
 int run_constitution_check(const Argv& args);
 int run_constitution_show_default(const Argv& args);
 int run_tokenize(const Argv& args);

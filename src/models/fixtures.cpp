@@ -5,9 +5,11 @@
 #include <map>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "image/preprocess.hpp"
 #include "imgjudge/error.hpp"
 #include "models/clip.hpp"
 #include "models/fixture_registry.hpp"
@@ -40,6 +42,32 @@ TensorDiff compare(const std::string& name, const NamedTensors& actual, const at
     diff.max_abs_diff = max_abs_diff(it->second, expected);
   }
   return diff;
+}
+
+// The image processor against preprocess.safetensors (independent of the model).
+void check_preprocess(const std::string& dir, FixtureReport& report) {
+  const std::string path = util::join_path(dir, "preprocess.safetensors");
+  if (!util::file_exists(path)) return;
+  image::ImageProcessorConfig config;
+  try {
+    config = image::ImageProcessorConfig::from_file(util::join_path(dir, "preprocessor_config.json"));
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::Unsupported) throw;
+    report.preprocess_note = e.what();  // e.g. Qwen2-VL's processor: checked by its own family
+    return;
+  }
+  const auto tensors = runtime::read_safetensors(path);
+  const at::Tensor pixels = tensors.at("image");  // [H, W, 3] uint8
+  if (pixels.dim() != 3 || pixels.size(2) != 3 || pixels.scalar_type() != at::kByte) {
+    throw Error(ErrorCode::InvalidModel, fmt::format("{}: 'image' must be uint8 [H, W, 3]", path));
+  }
+  const at::Tensor contiguous = pixels.contiguous();
+  const Image input = Image::from_rgb(contiguous.data_ptr<std::uint8_t>(), static_cast<int>(pixels.size(1)),
+                                      static_cast<int>(pixels.size(0)), static_cast<std::size_t>(pixels.size(1)) * 3);
+  image::FloatImage processed = image::preprocess(input, config);
+  const at::Tensor actual =
+      at::from_blob(processed.chw.data(), {1, processed.channels, processed.height, processed.width}, at::kFloat).clone();
+  report.preprocess.push_back(compare("pixel_values", {{"pixel_values", actual}}, tensors.at("pixel_values")));
 }
 
 }  // namespace
@@ -89,10 +117,12 @@ FixtureReport verify_fixture(const std::string& dir) {
                 fmt::format("{}: model_type \"{}\" has no fixture runner yet (implemented: {})", dir,
                             report.model_type, fmt::join(fixture_model_types(), ", ")));
   }
+  at::set_num_threads(1);  // the references were computed with one thread
   const NamedTensors actual = runner->second(dir);
   for (const auto& [name, expected] : runtime::read_safetensors(util::join_path(dir, "outputs.safetensors"))) {
     report.outputs.push_back(compare(name, actual, expected));
   }
+  check_preprocess(dir, report);
   return report;
 }
 

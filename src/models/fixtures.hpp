@@ -19,11 +19,14 @@ struct FixtureReport {
   std::string model_type;
   std::vector<TensorDiff> outputs;     ///< One per tensor of outputs.safetensors.
   std::vector<TensorDiff> preprocess;  ///< preprocess.safetensors checks (empty if none).
+  std::string preprocess_note;         ///< Why the preprocess check was skipped, if it was.
   bool passed(double tolerance) const;
 };
 
 /// Runs the family named by <dir>/config.json "model_type" on the fixture's
-/// inputs (float32, CPU) and compares every reference tensor. Throws
+/// inputs (float32, CPU) and compares every reference tensor. When the folder
+/// has preprocess.safetensors ({image [H,W,3] u8, pixel_values [1,3,h,w]}) and
+/// a CLIP/SigLIP preprocessor_config.json, src/image's processor is checked too. Throws
 /// Error(Unsupported) naming the implemented families for an unknown one.
 FixtureReport verify_fixture(const std::string& dir);
 

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "backends/torch/relevance_model.hpp"
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
 
@@ -24,7 +25,10 @@ const std::map<std::string, VlmLoader>& vlm_loaders() {
 }
 
 const std::map<std::string, RelevanceLoader>& relevance_loaders() {
-  static const std::map<std::string, RelevanceLoader> loaders = {};
+  static const std::map<std::string, RelevanceLoader> loaders = {
+      {"clip", load_clip_relevance_model},
+      {"siglip", load_siglip_relevance_model},
+  };
   return loaders;
 }
 
