@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -62,13 +63,14 @@ namespace {
 
 // Straight (non-premultiplied) alpha over an opaque background, rounded to
 // nearest: out = (c * a + bg * (255 - a) + 127) / 255.
-Image composite_onto(const RawPixels& pixels, const std::array<std::uint8_t, 3>& background) {
+// Takes the pixels by value so opaque RGB moves through without a copy.
+Image composite_onto(RawPixels pixels, const std::array<std::uint8_t, 3>& background) {
   Image image;
   image.width = pixels.width;
   image.height = pixels.height;
   const std::size_t count = std::size_t(pixels.width) * pixels.height;
   if (pixels.channels == 3) {
-    image.rgb = pixels.data;
+    image.rgb = std::move(pixels.data);
     return image;
   }
   image.rgb.resize(count * 3);
@@ -137,13 +139,15 @@ Image decode_detected(const std::uint8_t* data, std::size_t size, ImageFormat fo
                               leading_bytes_hex(data, size)));
   }
 
-  Image image = composite_onto(decoded.pixels, options.alpha_background);
+  const int stored_width = decoded.pixels.width;
+  const int stored_height = decoded.pixels.height;
+  Image image = composite_onto(std::move(decoded.pixels), options.alpha_background);
   const int orientation = options.apply_exif_orientation ? decoded.exif_orientation : 1;
   if (orientation != 1) image = apply_exif_orientation(image, orientation);
   if (info != nullptr) {
     info->format = format;
-    info->encoded_width = decoded.pixels.width;
-    info->encoded_height = decoded.pixels.height;
+    info->encoded_width = stored_width;
+    info->encoded_height = stored_height;
     info->exif_orientation = decoded.exif_orientation;
     info->had_alpha = decoded.had_alpha;
     info->bit_depth = decoded.bit_depth;

@@ -178,14 +178,11 @@ Image resample_convolution(const Image& in, int out_w, int out_h, const Filter& 
   // The source rows the vertical pass reads: the horizontal pass skips the rest.
   const int first_row = vertical.first.front();
   const int last_row = vertical.first.back() + vertical.count.back();
-  Image current = in;
-  if (need_horizontal) {
-    const Coefficients horizontal = precompute(in.width, box.x0, box.x1, out_w, filter);
-    for (int& row : vertical.first) row -= first_row;
-    current = resample_horizontal(in, first_row, last_row - first_row, horizontal);
-  }
-  if (need_vertical) current = resample_vertical(current, vertical);
-  return current;
+  if (!need_horizontal) return need_vertical ? resample_vertical(in, vertical) : in;
+  const Coefficients horizontal = precompute(in.width, box.x0, box.x1, out_w, filter);
+  for (int& row : vertical.first) row -= first_row;  // now indexes the band below
+  const Image band = resample_horizontal(in, first_row, last_row - first_row, horizontal);
+  return need_vertical ? resample_vertical(band, vertical) : band;
 }
 
 // Pillow's ImagingScaleAffine() with the NEAREST filter, as Image.resize()
