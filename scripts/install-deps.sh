@@ -14,6 +14,8 @@ packages=(
   libjpeg-dev libpng-dev libwebp-dev libgif-dev
   # tokenizers: Unicode regexes (PCRE2) and normalization/case mapping (ICU)
   libpcre2-dev libicu-dev
+  # evaluation plots (PNG via PLplot's cairo driver)
+  libplplot-dev plplot-driver-cairo
   # tests
   catch2 libeigen3-dev
 )
