@@ -1,0 +1,511 @@
+//! Safe Rust bindings to imgjudge, zero-shot image-safety judging with
+//! multimodal LLMs, over its C API (`capi/imgjudge.h`, docs/c-api.md).
+//!
+//! ```no_run
+//! use imgjudge::{CallOptions, Constitution, Judge, JudgeOptions};
+//!
+//! let rules = Constitution::from_file("policy.toml")?;
+//! let judge = Judge::new(&rules, &JudgeOptions::torch("/models/Qwen2-VL-2B-Instruct"))?;
+//! let verdict = judge.judge_file("photo.jpg", &CallOptions::default())?;
+//! println!("{} {:?}", verdict.is_unsafe(), verdict.violated_rules());
+//! # Ok::<(), imgjudge::Error>(())
+//! ```
+//!
+//! Every handle owns its C object and frees it on drop. `Constitution`,
+//! `Judge`, `Verdict` and `CancelToken` are `Send + Sync`, because the C API
+//! documents them as immutable (or atomic, for the token) and safe to use from
+//! many threads at once.
+
+pub mod sys;
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::raw::{c_char, c_int};
+use std::path::Path;
+use std::ptr;
+use std::time::Duration;
+
+/// The status codes of the C API (values pinned; `Unknown` for a code newer
+/// than these bindings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    InvalidArgument,
+    InvalidConstitution,
+    InvalidImage,
+    LimitExceeded,
+    InvalidModel,
+    Unsupported,
+    Io,
+    DeadlineExceeded,
+    Cancelled,
+    OutOfMemory,
+    Backend,
+    Internal,
+    Unknown(i32),
+}
+
+impl Status {
+    fn from_code(code: c_int) -> Status {
+        match code {
+            1 => Status::InvalidArgument,
+            2 => Status::InvalidConstitution,
+            3 => Status::InvalidImage,
+            4 => Status::LimitExceeded,
+            5 => Status::InvalidModel,
+            6 => Status::Unsupported,
+            7 => Status::Io,
+            8 => Status::DeadlineExceeded,
+            9 => Status::Cancelled,
+            10 => Status::OutOfMemory,
+            11 => Status::Backend,
+            12 => Status::Internal,
+            other => Status::Unknown(other),
+        }
+    }
+
+    /// The C value (`IMGJUDGE_INVALID_ARGUMENT` = 1, ...).
+    pub fn code(self) -> i32 {
+        match self {
+            Status::InvalidArgument => 1,
+            Status::InvalidConstitution => 2,
+            Status::InvalidImage => 3,
+            Status::LimitExceeded => 4,
+            Status::InvalidModel => 5,
+            Status::Unsupported => 6,
+            Status::Io => 7,
+            Status::DeadlineExceeded => 8,
+            Status::Cancelled => 9,
+            Status::OutOfMemory => 10,
+            Status::Backend => 11,
+            Status::Internal => 12,
+            Status::Unknown(code) => code,
+        }
+    }
+
+    /// The library's stable name, e.g. "invalid_image".
+    pub fn name(self) -> &'static str {
+        // SAFETY: imgjudge_status_name returns a static, NUL-terminated string for any value.
+        unsafe { CStr::from_ptr(sys::imgjudge_status_name(self.code())) }
+            .to_str()
+            .unwrap_or("unknown")
+    }
+}
+
+/// A failed call: its status and the library's message (what was wrong and where).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub status: Status,
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}]", self.message, self.status.name())
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Turns a C status into a Result, reading this thread's last-error message.
+fn check(status: sys::imgjudge_status) -> Result<()> {
+    if status == sys::IMGJUDGE_OK {
+        return Ok(());
+    }
+    // SAFETY: never NULL; valid until the next imgjudge call on this thread, and copied now.
+    let message = unsafe { CStr::from_ptr(sys::imgjudge_last_error_message()) }
+        .to_string_lossy()
+        .into_owned();
+    Err(Error { status: Status::from_code(status), message })
+}
+
+fn c_string(value: &str, what: &str) -> Result<CString> {
+    CString::new(value).map_err(|_| Error {
+        status: Status::InvalidArgument,
+        message: format!("{what} contains a NUL byte"),
+    })
+}
+
+fn c_path(path: &Path) -> Result<CString> {
+    let text = path.to_str().ok_or_else(|| Error {
+        status: Status::InvalidArgument,
+        message: format!("path {} is not valid UTF-8", path.display()),
+    })?;
+    c_string(text, "path")
+}
+
+/// Copies a library-owned string (valid while its owner lives).
+///
+/// SAFETY: `text` must be a NUL-terminated string.
+unsafe fn owned_string(text: *const c_char) -> String {
+    CStr::from_ptr(text).to_string_lossy().into_owned()
+}
+
+/// Version of the loaded library, e.g. "0.1.0".
+pub fn version() -> &'static str {
+    // SAFETY: a static string.
+    unsafe { CStr::from_ptr(sys::imgjudge_version()) }.to_str().unwrap_or("?")
+}
+
+// ---------------------------------------------------------------------------
+
+/// A validated constitution (the safety rules).
+pub struct Constitution {
+    raw: *mut sys::imgjudge_constitution,
+}
+
+// SAFETY: the C API documents a constitution as immutable and thread-safe.
+unsafe impl Send for Constitution {}
+unsafe impl Sync for Constitution {}
+
+impl Constitution {
+    /// Reads and validates a TOML file (errors carry "path:line:column: ...").
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Constitution> {
+        let path = c_path(path.as_ref())?;
+        let mut raw = ptr::null_mut();
+        // SAFETY: valid out-pointer and NUL-terminated path.
+        check(unsafe { sys::imgjudge_constitution_load_file(&mut raw, path.as_ptr()) })?;
+        Ok(Constitution { raw })
+    }
+
+    /// Parses TOML text; `source_name` is used in error messages.
+    pub fn from_toml(toml: &str, source_name: &str) -> Result<Constitution> {
+        let source = c_string(source_name, "source_name")?;
+        let mut raw = ptr::null_mut();
+        // SAFETY: the text is passed with its length; it need not be NUL-terminated.
+        check(unsafe {
+            sys::imgjudge_constitution_load_string(
+                &mut raw,
+                toml.as_ptr().cast(),
+                toml.len(),
+                source.as_ptr(),
+            )
+        })?;
+        Ok(Constitution { raw })
+    }
+
+    /// The constitution bundled with imgjudge.
+    pub fn builtin() -> Result<Constitution> {
+        let mut raw = ptr::null_mut();
+        // SAFETY: valid out-pointer.
+        check(unsafe { sys::imgjudge_constitution_load_default(&mut raw) })?;
+        Ok(Constitution { raw })
+    }
+
+    /// Rule ids, in file order.
+    pub fn rule_ids(&self) -> Result<Vec<String>> {
+        let mut count = 0usize;
+        // SAFETY: self.raw is a live handle.
+        check(unsafe { sys::imgjudge_constitution_rule_count(&mut count, self.raw) })?;
+        (0..count)
+            .map(|index| {
+                let mut id = ptr::null();
+                check(unsafe { sys::imgjudge_constitution_rule_id(&mut id, self.raw, index) })?;
+                Ok(unsafe { owned_string(id) })
+            })
+            .collect()
+    }
+
+    /// "sha256:<hex>" of the normalized constitution.
+    pub fn hash(&self) -> Result<String> {
+        let mut hash = ptr::null();
+        check(unsafe { sys::imgjudge_constitution_hash(&mut hash, self.raw) })?;
+        Ok(unsafe { owned_string(hash) })
+    }
+}
+
+impl Drop for Constitution {
+    fn drop(&mut self) {
+        // SAFETY: owned handle, freed once.
+        unsafe { sys::imgjudge_constitution_free(self.raw) }
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// How to build a judge (mirrors `imgjudge_judge_options`; `None`/0 = default).
+#[derive(Debug, Clone)]
+pub struct JudgeOptions {
+    pub backend: Option<String>,
+    pub model_dir: Option<String>,
+    pub relevance_model_dir: Option<String>,
+    pub script_path: Option<String>,
+    pub device: Option<String>,
+    pub dtype: Option<String>,
+    pub threads: u32,
+    pub relevance: bool,
+    pub debias: bool,
+    pub chains: bool,
+    pub cascade: bool,
+    pub early_exit: bool,
+    pub max_image_bytes: u64,
+    pub max_image_width: u32,
+    pub max_image_height: u32,
+    pub max_image_pixels: u64,
+}
+
+impl Default for JudgeOptions {
+    fn default() -> Self {
+        JudgeOptions {
+            backend: None,
+            model_dir: None,
+            relevance_model_dir: None,
+            script_path: None,
+            device: None,
+            dtype: None,
+            threads: 0,
+            relevance: true,
+            debias: true,
+            chains: true,
+            cascade: true,
+            early_exit: true,
+            max_image_bytes: 0,
+            max_image_width: 0,
+            max_image_height: 0,
+            max_image_pixels: 0,
+        }
+    }
+}
+
+impl JudgeOptions {
+    /// The torch backend over a Hugging Face model folder.
+    pub fn torch(model_dir: &str) -> Self {
+        JudgeOptions { model_dir: Some(model_dir.into()), ..Default::default() }
+    }
+
+    /// The deterministic scripted backend (docs/scripted-backend.md).
+    pub fn scripted(script_path: &str) -> Self {
+        JudgeOptions {
+            backend: Some("scripted".into()),
+            script_path: Some(script_path.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Per-call deadline and cancellation.
+#[derive(Default, Clone, Copy)]
+pub struct CallOptions<'a> {
+    pub timeout: Option<Duration>,
+    pub cancel: Option<&'a CancelToken>,
+}
+
+impl CallOptions<'_> {
+    fn to_c(&self) -> sys::imgjudge_call_options {
+        sys::imgjudge_call_options {
+            version: sys::IMGJUDGE_CALL_OPTIONS_VERSION,
+            // At least 1 ms, so that a tiny timeout is not read as "none" (0).
+            deadline_ms: self
+                .timeout
+                .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1)),
+            cancel: self.cancel.map_or(ptr::null(), |token| token.raw as *const _),
+        }
+    }
+}
+
+/// A judge: a constitution plus loaded models. Share it between threads
+/// (`Arc<Judge>` or scoped threads); every call is independent.
+pub struct Judge {
+    raw: *mut sys::imgjudge_judge,
+}
+
+// SAFETY: the C API documents a judge as immutable and safe to call from many threads.
+unsafe impl Send for Judge {}
+unsafe impl Sync for Judge {}
+
+impl Judge {
+    /// Loads the models and prepares everything image-independent (can take seconds).
+    pub fn new(constitution: &Constitution, options: &JudgeOptions) -> Result<Judge> {
+        let optional = |value: &Option<String>, what: &str| -> Result<Option<CString>> {
+            value.as_deref().map(|v| c_string(v, what)).transpose()
+        };
+        let backend = optional(&options.backend, "backend")?;
+        let model_dir = optional(&options.model_dir, "model_dir")?;
+        let relevance_model_dir = optional(&options.relevance_model_dir, "relevance_model_dir")?;
+        let script_path = optional(&options.script_path, "script_path")?;
+        let device = optional(&options.device, "device")?;
+        let dtype = optional(&options.dtype, "dtype")?;
+        let ptr_of = |value: &Option<CString>| value.as_ref().map_or(ptr::null(), |v| v.as_ptr());
+        let threads = i32::try_from(options.threads).map_err(|_| Error {
+            status: Status::InvalidArgument,
+            message: format!("threads {} is too large", options.threads),
+        })?;
+        let c_options = sys::imgjudge_judge_options {
+            version: sys::IMGJUDGE_JUDGE_OPTIONS_VERSION,
+            backend: ptr_of(&backend),
+            model_dir: ptr_of(&model_dir),
+            relevance_model_dir: ptr_of(&relevance_model_dir),
+            script_path: ptr_of(&script_path),
+            device: ptr_of(&device),
+            dtype: ptr_of(&dtype),
+            threads,
+            relevance: options.relevance.into(),
+            debias: options.debias.into(),
+            chains: options.chains.into(),
+            cascade: options.cascade.into(),
+            early_exit: options.early_exit.into(),
+            max_image_bytes: options.max_image_bytes,
+            max_image_width: options.max_image_width,
+            max_image_height: options.max_image_height,
+            max_image_pixels: options.max_image_pixels,
+        };
+        let mut raw = ptr::null_mut();
+        // SAFETY: the strings live until the end of this function; the library copies them.
+        check(unsafe { sys::imgjudge_judge_create(&mut raw, constitution.raw, &c_options) })?;
+        Ok(Judge { raw })
+    }
+
+    /// Judges encoded image bytes (JPEG, PNG, WebP, GIF).
+    pub fn judge_bytes(&self, bytes: &[u8], call: &CallOptions) -> Result<Verdict> {
+        let call = call.to_c();
+        let mut raw = ptr::null_mut();
+        // SAFETY: the slice is valid for the call; the library copies what it keeps.
+        check(unsafe {
+            sys::imgjudge_judge_bytes(&mut raw, self.raw, bytes.as_ptr().cast(), bytes.len(), &call)
+        })?;
+        Ok(Verdict { raw })
+    }
+
+    /// Reads and judges an image file.
+    pub fn judge_file(&self, path: impl AsRef<Path>, call: &CallOptions) -> Result<Verdict> {
+        let path = c_path(path.as_ref())?;
+        let call = call.to_c();
+        let mut raw = ptr::null_mut();
+        check(unsafe { sys::imgjudge_judge_file(&mut raw, self.raw, path.as_ptr(), &call) })?;
+        Ok(Verdict { raw })
+    }
+
+    /// Judges 8-bit RGB pixels whose rows are `stride` bytes apart.
+    pub fn judge_rgb(
+        &self,
+        pixels: &[u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+        call: &CallOptions,
+    ) -> Result<Verdict> {
+        let invalid = |message: String| Error { status: Status::InvalidArgument, message };
+        let (w, h) = (
+            i32::try_from(width).map_err(|_| invalid(format!("width {width} is too large")))?,
+            i32::try_from(height).map_err(|_| invalid(format!("height {height} is too large")))?,
+        );
+        // The C side trusts the buffer to hold `height` rows: check it here, in safe code.
+        let needed = (height as usize)
+            .checked_sub(1)
+            .and_then(|rows| rows.checked_mul(stride))
+            .and_then(|bytes| bytes.checked_add(width as usize * 3));
+        if height > 0 && stride >= width as usize * 3 && needed.map_or(true, |n| pixels.len() < n) {
+            return Err(invalid(format!(
+                "{} bytes of pixels are too few for {width}x{height} with stride {stride}",
+                pixels.len()
+            )));
+        }
+        let call = call.to_c();
+        let mut raw = ptr::null_mut();
+        check(unsafe {
+            sys::imgjudge_judge_rgb(&mut raw, self.raw, pixels.as_ptr(), w, h, stride, &call)
+        })?;
+        Ok(Verdict { raw })
+    }
+}
+
+impl Drop for Judge {
+    fn drop(&mut self) {
+        unsafe { sys::imgjudge_judge_free(self.raw) }
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// The verdict on one image. Immutable.
+pub struct Verdict {
+    raw: *mut sys::imgjudge_verdict,
+}
+
+// SAFETY: the C API documents a verdict as immutable and thread-safe (its JSON is built once).
+unsafe impl Send for Verdict {}
+unsafe impl Sync for Verdict {}
+
+impl Verdict {
+    /// True if the image violates at least one rule.
+    pub fn is_unsafe(&self) -> bool {
+        let mut unsafe_flag: c_int = 1;
+        // Cannot fail on a live handle; on failure the flag stays "unsafe".
+        let _ = check(unsafe { sys::imgjudge_verdict_unsafe(&mut unsafe_flag, self.raw) });
+        unsafe_flag != 0
+    }
+
+    /// Ids of the violated rules, in constitution order.
+    pub fn violated_rules(&self) -> Vec<String> {
+        let mut count = 0usize;
+        if check(unsafe { sys::imgjudge_verdict_violated_rule_count(&mut count, self.raw) }).is_err() {
+            return Vec::new();
+        }
+        (0..count)
+            .filter_map(|index| {
+                let mut id = ptr::null();
+                check(unsafe { sys::imgjudge_verdict_violated_rule_id(&mut id, self.raw, index) })
+                    .ok()
+                    .map(|_| unsafe { owned_string(id) })
+            })
+            .collect()
+    }
+
+    /// The full verdict as one line of JSON (schema "imgjudge.verdict/1"),
+    /// borrowed from the verdict.
+    pub fn json(&self) -> Result<&str> {
+        let mut json = ptr::null();
+        let mut length = 0usize;
+        check(unsafe { sys::imgjudge_verdict_json(&mut json, &mut length, self.raw) })?;
+        // SAFETY: owned by the verdict, immutable, and lives as long as &self.
+        let bytes = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), length) };
+        std::str::from_utf8(bytes).map_err(|e| Error {
+            status: Status::Internal,
+            message: format!("verdict JSON is not UTF-8: {e}"),
+        })
+    }
+}
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        unsafe { sys::imgjudge_verdict_free(self.raw) }
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// Cancels the calls it is passed to, from any thread.
+pub struct CancelToken {
+    raw: *mut sys::imgjudge_cancel_token,
+}
+
+// SAFETY: the token is an atomic flag; the C API allows cancel from any thread.
+unsafe impl Send for CancelToken {}
+unsafe impl Sync for CancelToken {}
+
+impl CancelToken {
+    pub fn new() -> Result<CancelToken> {
+        let mut raw = ptr::null_mut();
+        check(unsafe { sys::imgjudge_cancel_token_create(&mut raw) })?;
+        Ok(CancelToken { raw })
+    }
+
+    /// Cancels every call given this token; irreversible.
+    pub fn cancel(&self) {
+        // Cannot fail on a live handle.
+        let _ = check(unsafe { sys::imgjudge_cancel_token_cancel(self.raw) });
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        let mut flag: c_int = 0;
+        let _ = check(unsafe { sys::imgjudge_cancel_token_is_cancelled(&mut flag, self.raw) });
+        flag != 0
+    }
+}
+
+impl Drop for CancelToken {
+    fn drop(&mut self) {
+        unsafe { sys::imgjudge_cancel_token_free(self.raw) }
+    }
+}

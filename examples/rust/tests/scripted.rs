@@ -1,0 +1,141 @@
+//! The bindings end to end through the scripted backend (no model weights):
+//! verdicts, every kind of error with its status and message, and threads.
+use imgjudge::{CallOptions, CancelToken, Constitution, Judge, JudgeOptions, Status};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+const RULES: &str = r#"schema_version = 1
+name = "rust-test"
+version = "1"
+
+[[rules]]
+id = "test.fire"
+category = "danger"
+text = "No burning buildings."
+objective_text = "A building is on fire."
+chain = [
+  { any_of = ["A building is visible in the image."] },
+  { any_of = ["Flames are visible on the building."] },
+]
+"#;
+
+/// rocket.jpg is scripted as a burning building (prior 0.2, scores > 0.84:
+/// accepted); every other image scores 0.5 (uncertain, then "No" by reasoning).
+/// Written once per test process (tests run in parallel threads).
+fn script() -> &'static PathBuf {
+    static SCRIPT: OnceLock<PathBuf> = OnceLock::new();
+    SCRIPT.get_or_init(write_script)
+}
+
+fn write_script() -> PathBuf {
+    let images = repo().join("examples/images");
+    let text = format!(
+        r#"[defaults]
+prior = 0.2
+
+[[images]]
+file = "{}"
+scores = {{ "A building is visible in the image." = 0.95, "Flames are visible on the building." = 0.97 }}
+"#,
+        images.join("rocket.jpg").display()
+    );
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("imgjudge_script_{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn judge() -> Judge {
+    let rules = Constitution::from_toml(RULES, "rust-test.toml").unwrap();
+    Judge::new(&rules, &JudgeOptions::scripted(script().to_str().unwrap())).unwrap()
+}
+
+#[test]
+fn judges_files_bytes_and_pixels() {
+    let judge = judge();
+    let images = repo().join("examples/images");
+    let call = CallOptions::default();
+
+    let rocket = judge.judge_file(images.join("rocket.jpg"), &call).unwrap();
+    assert!(rocket.is_unsafe());
+    assert_eq!(rocket.violated_rules(), vec!["test.fire".to_string()]);
+    let json = rocket.json().unwrap();
+    assert!(json.contains(r#""schema":"imgjudge.verdict/1""#), "{json}");
+    assert!(json.contains(r#""decision":"unsafe""#), "{json}");
+
+    let cat = std::fs::read(images.join("chelsea.png")).unwrap();
+    let verdict = judge.judge_bytes(&cat, &call).unwrap();
+    assert!(!verdict.is_unsafe());
+    assert!(verdict.violated_rules().is_empty());
+
+    let pixels = vec![200u8; 4 * 2 * 3 + 8];
+    let verdict = judge.judge_rgb(&pixels, 4, 2, 4 * 3 + 8, &call).unwrap();
+    assert!(!verdict.is_unsafe());
+}
+
+#[test]
+fn errors_carry_status_and_message() {
+    let judge = judge();
+    let call = CallOptions::default();
+
+    let err = judge.judge_bytes(b"not an image", &call).err().unwrap();
+    assert_eq!(err.status, Status::InvalidImage);
+    assert!(!err.message.is_empty());
+
+    let err = judge.judge_file("/nonexistent/imgjudge.png", &call).err().unwrap();
+    assert_eq!(err.status, Status::Io);
+    assert!(err.message.contains("/nonexistent/imgjudge.png"), "{}", err.message);
+
+    let err = judge.judge_rgb(&[0u8; 5], 4, 2, 12, &call).err().unwrap();
+    assert_eq!(err.status, Status::InvalidArgument);
+    assert!(err.message.contains("too few"), "{}", err.message);
+
+    let err = Constitution::from_toml("schema_version = 1\nname = = 1\n", "bad.toml").err().unwrap();
+    assert_eq!(err.status, Status::InvalidConstitution);
+    assert!(err.message.starts_with("bad.toml:2:"), "{}", err.message);
+    assert_eq!(err.status.name(), "invalid_constitution");
+
+    let rules = Constitution::from_toml(RULES, "rust-test.toml").unwrap();
+    let options = JudgeOptions { backend: Some("nope".into()), ..Default::default() };
+    let err = Judge::new(&rules, &options).err().unwrap();
+    assert_eq!(err.status, Status::InvalidArgument);
+    assert!(err.message.contains("unknown backend"), "{}", err.message);
+
+    let token = CancelToken::new().unwrap();
+    token.cancel();
+    assert!(token.is_cancelled());
+    let cancelled = CallOptions { cancel: Some(&token), ..Default::default() };
+    let err = judge.judge_file(repo().join("examples/images/rocket.jpg"), &cancelled).err().unwrap();
+    assert_eq!(err.status, Status::Cancelled);
+}
+
+#[test]
+fn constitutions_are_readable() {
+    let rules = Constitution::from_toml(RULES, "rust-test.toml").unwrap();
+    assert_eq!(rules.rule_ids().unwrap(), vec!["test.fire".to_string()]);
+    assert!(rules.hash().unwrap().starts_with("sha256:"));
+    assert!(Constitution::builtin().unwrap().rule_ids().unwrap().len() >= 5);
+    assert!(!imgjudge::version().is_empty());
+}
+
+#[test]
+fn one_judge_serves_many_threads() {
+    let judge = Arc::new(judge());
+    let rocket = repo().join("examples/images/rocket.jpg");
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let judge = Arc::clone(&judge);
+            let rocket = rocket.clone();
+            std::thread::spawn(move || {
+                (0..3).all(|_| judge.judge_file(&rocket, &CallOptions::default()).unwrap().is_unsafe())
+            })
+        })
+        .collect();
+    for worker in workers {
+        assert!(worker.join().unwrap());
+    }
+}
