@@ -6,6 +6,7 @@
 // threshold would silently change what the judge flags.
 #include "imgjudge/constitution.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -313,6 +314,75 @@ std::string normalized_json(const Constitution& c) {
   return doc.dump();
 }
 
+// Lint: why a chain statement does not read as a plain fact about what is visible, or
+// "" if it does. Word lists, not grammar: a finding is a hint for a person, never an error.
+std::string non_visual_reason(const std::string& statement) {
+  std::string lowered;
+  for (char c : statement) lowered += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : lowered + " ") {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '\'' || static_cast<unsigned char>(c) >= 0x80) {
+      word += c;
+    } else if (!word.empty()) {
+      words.push_back(word);
+      word.clear();
+    }
+  }
+  auto has_any = [&](std::initializer_list<const char*> list) -> std::string {
+    for (const auto& w : words) {
+      for (const char* entry : list) {
+        if (w == entry) return w;
+      }
+    }
+    return "";
+  };
+  const auto end = lowered.find_last_not_of(" \t\r\n");
+  if (end != std::string::npos && lowered[end] == '?') {
+    return "is a question; write it as a statement (\"A knife is visible.\")";
+  }
+  if (auto w = has_any({"should", "must", "ought", "shall", "forbidden", "prohibited", "allowed", "banned",
+                        "acceptable", "unacceptable"}); !w.empty()) {
+    return fmt::format("uses the policy word '{}'; describe what is visible instead", w);
+  }
+  if (!words.empty() && (words[0] == "no" || words[0] == "do" || words[0] == "don't")) {
+    return "reads as a rule (\"No ...\", \"Do not ...\"), not as a statement of what is visible";
+  }
+  if (auto w = has_any({"intends", "intend", "intended", "intent", "intention", "wants", "wishes", "plans",
+                        "tries", "trying", "purpose", "meant", "believes", "thinks", "feels", "enjoys",
+                        "consent", "consents", "glorifies", "glorify", "promotes", "promote"}); !w.empty()) {
+    return fmt::format("depends on intent or feelings ('{}'), which an image does not show", w);
+  }
+  if (auto w = has_any({"suggestive", "provocative", "inappropriate", "offensive", "disturbing", "vulgar",
+                        "obscene", "indecent", "lewd", "tasteless", "shocking", "sexy"}); !w.empty()) {
+    return fmt::format("depends on taste ('{}'); name the visible features instead", w);
+  }
+  if (auto w = has_any({"sound", "sounds", "hear", "heard", "hears", "smell", "smells", "taste", "tastes", "loud",
+                        "noise", "audio"}); !w.empty()) {
+    return fmt::format("is about '{}', which an image does not carry", w);
+  }
+  // A statement needs a verb; a bare noun phrase ("bloody injuries") is not one.
+  if (has_any({"is", "are", "was", "were", "be", "being", "been", "has", "have", "had", "shows", "show",
+               "shown", "showing", "appears", "appear", "visible", "contains", "contain", "depicts", "depict",
+               "wears", "wear", "wearing", "holds", "hold", "holding", "lies", "lying", "stands", "standing",
+               "sits", "sitting", "covers", "covered", "displays", "displayed", "points", "pointed", "touches",
+               "touching", "can", "does", "do", "bleeds", "bleeding"}).empty()) {
+    return "has no verb such as 'is visible', 'shows' or 'wears'; write a full sentence about what is visible";
+  }
+  return "";
+}
+
+// Statements compared for near-duplicates: lower case, letters and digits only.
+std::string comparable(const std::string& statement) {
+  std::string out;
+  for (char c : statement) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80) {
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* severity_name(Severity severity) noexcept {
@@ -407,15 +477,21 @@ std::vector<std::string> lint_constitution(const Constitution& constitution) {
                                      "(`imgjudge constitution objectify`)", rule.id));
     }
     std::set<std::string> statements;
+    std::map<std::string, std::string> by_comparable;  // near-duplicates: same words, other case or punctuation
     for (std::size_t i = 0; i < rule.chain.size(); ++i) {
       for (const auto& statement : rule.chain[i].any_of) {
         if (!statements.insert(statement).second) {
           findings.push_back(fmt::format("rule '{}': chain item {} repeats the statement \"{}\" of an "
                                          "earlier item", rule.id, i, statement));
+        } else if (auto [it, fresh] = by_comparable.emplace(comparable(statement), statement); !fresh) {
+          findings.push_back(fmt::format("rule '{}': chain item {}: statement \"{}\" repeats \"{}\" apart from "
+                                         "case and punctuation", rule.id, i, statement, it->second));
         }
         if (statement.size() < 8) {
           findings.push_back(fmt::format("rule '{}': chain item {}: statement \"{}\" is nearly empty",
                                          rule.id, i, statement));
+        } else if (const std::string why = non_visual_reason(statement); !why.empty()) {
+          findings.push_back(fmt::format("rule '{}': chain item {}: statement \"{}\" {}", rule.id, i, statement, why));
         }
       }
     }
