@@ -156,6 +156,12 @@ int main() {
     const std::uint32_t bits = 16383u | (16383u << 14) | (std::uint32_t(huge[vp8l + 4] >> 4 & 0xF) << 28);
     for (int i = 0; i < 4; ++i) huge[vp8l + 1 + i] = std::uint8_t(bits >> (8 * i));
     write("webp_huge_dimensions.webp", huge);
+    // An extended header announcing an animation (VP8X flag 0x02, 10x10
+    // canvas) and its ANIM chunk: animated WebP is refused as Unsupported.
+    Bytes animated = {'R', 'I', 'F', 'F', 36, 0, 0, 0, 'W', 'E', 'B', 'P',
+                      'V', 'P', '8', 'X', 10, 0, 0, 0, 0x02, 0, 0, 0, 9, 0, 0, 9, 0, 0,
+                      'A', 'N', 'I', 'M', 6, 0, 0, 0, 255, 255, 255, 255, 0, 0};
+    write("webp_animated.webp", animated);
   }
 
   // ---- GIF ----
