@@ -9,9 +9,13 @@
 namespace imgjudge::tools::text {
 namespace {
 
-// Model answers are bounded by max_new_tokens; this bounds the quadratic worst case of
-// the bracket scan on anything else handed in.
+// Model answers are bounded by max_new_tokens; these bound the quadratic worst case of
+// the bracket scan (many unclosed or nested brackets) on anything else handed in.
 constexpr std::size_t kMaxScannedBytes = 256u << 10;
+constexpr std::size_t kMaxScanWork = 32u << 20;  // bytes visited by bracket matching and parsing
+// Deeper JSON is not a model's answer to our prompts; refusing it also keeps nlohmann's
+// recursive dump() and destruction away from deep stacks.
+constexpr int kMaxJsonDepth = 64;
 
 // Small repairs models commonly need: single-quoted strings and trailing commas.
 std::string repair(const std::string& candidate) {
@@ -37,10 +41,12 @@ std::string repair(const std::string& candidate) {
 }
 
 // Offset of the bracket closing the one at `open`, or npos if the text ends first.
-std::size_t matching_close(const std::string& text, std::size_t open) {
+// Adds the bytes it visits to `work`; sets `max_depth` to the deepest nesting seen.
+std::size_t matching_close(const std::string& text, std::size_t open, std::size_t& work, int& max_depth) {
   int depth = 0;
+  max_depth = 0;
   bool in_string = false;
-  for (std::size_t i = open; i < text.size(); ++i) {
+  for (std::size_t i = open; i < text.size(); ++i, ++work) {
     const char c = text[i];
     if (in_string) {
       if (c == '\\') ++i;
@@ -48,7 +54,7 @@ std::size_t matching_close(const std::string& text, std::size_t open) {
       continue;
     }
     if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') ++depth;
+    else if (c == '{' || c == '[') max_depth = std::max(max_depth, ++depth);
     else if ((c == '}' || c == ']') && --depth == 0) return i;
   }
   return std::string::npos;
@@ -59,14 +65,18 @@ std::size_t matching_close(const std::string& text, std::size_t open) {
 JsonScan scan_json(const std::string& full_text) {
   const std::string text = full_text.substr(0, kMaxScannedBytes);
   JsonScan scan;
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  std::size_t work = 0;
+  for (std::size_t i = 0; i < text.size() && work < kMaxScanWork; ++i) {
     if (text[i] != '{' && text[i] != '[') continue;
-    const std::size_t close = matching_close(text, i);
+    int depth = 0;
+    const std::size_t close = matching_close(text, i, work, depth);
     if (close == std::string::npos) {
       if (scan.unclosed_at == std::string::npos) scan.unclosed_at = i;
       continue;  // an inner span may still be complete
     }
+    if (depth > kMaxJsonDepth) continue;
     const std::string candidate = text.substr(i, close - i + 1);
+    work += 2 * candidate.size();
     auto parsed = nlohmann::json::parse(candidate, nullptr, /*allow_exceptions=*/false);
     bool repaired = false;
     if (parsed.is_discarded()) {

@@ -491,6 +491,21 @@ TEST_CASE("parse_chain refuses damaged answers and says why", "[unit][constituti
   CHECK_THAT(errors_of(many + "]}"), Contains("25 items; at most 20"));
 }
 
+TEST_CASE("the parsers return on hostile answers", "[unit][constitution_tools]") {
+  // Many unclosed or deeply nested brackets: the scan has a work budget, so these return
+  // (with an error) instead of taking quadratic time.
+  for (const std::string& answer : {std::string(200000, '['), std::string(200000, '{'),
+                                    std::string(100000, '[') + std::string(100000, ']'),
+                                    std::string(50000, '"') + "[\"x\"" + std::string(50000, '}')}) {
+    const auto parse = tools::parse_chain(answer);
+    CHECK_FALSE(parse.errors.empty());
+    CHECK(parse.chain.empty());
+    std::string problem;
+    CHECK_FALSE(tools::parse_rating(answer, problem));
+    CHECK_FALSE(tools::parse_rewrite(answer, problem));
+  }
+}
+
 TEST_CASE("extract_chains writes good chains, keeps rules it could not read, and reviews them",
           "[unit][constitution_tools]") {
   const Constitution input = Constitution::from_string(kTwoRules);
