@@ -44,7 +44,9 @@ class PngPlot {
       throw Error(ErrorCode::Unsupported, "PLplot's pngcairo driver is not installed (Debian: plplot-driver-cairo)");
     }
     plplot_abort_message.clear();
-    plsabort([](PLCHAR_VECTOR message) { plplot_abort_message += message; });
+    plsabort([](PLCHAR_VECTOR message) {
+      if (plplot_abort_message.empty()) plplot_abort_message = message;  // The first is the cause.
+    });
     PLINT stream = 0;
     plmkstrm(&stream);
     plsdev("pngcairo");
@@ -105,16 +107,35 @@ void draw_bars(const std::vector<PLFLT>& shares, Colour fill, Colour outline) {
   }
 }
 
+// Axes on [0, x_max] x [0, y_max] in a viewport that leaves the right quarter of the page
+// for the legend, so it never hides data. Grid lines in grey under the black frame.
+void draw_frame(PLFLT x_max, PLFLT y_max, const std::string& x_label, const std::string& y_label,
+                const std::string& title) {
+  pladv(0);
+  plvpor(0.09, 0.70, 0.12, 0.90);
+  plwind(0, x_max, 0, y_max);
+  plcol0(kGrey);
+  plwidth(0.5);
+  plbox("g", 0, 0, "g", 0, 0);
+  plwidth(1);
+  plcol0(kBlack);
+  plbox("bcnst", 0, 0, "bcnstv", 0, 0);
+  pllab(x_label.c_str(), y_label.c_str(), title.c_str());
+}
+
+// Right of the viewport, vertically centred.
+constexpr PLINT kLegendPosition = PL_POSITION_RIGHT | PL_POSITION_OUTSIDE | PL_POSITION_VIEWPORT;
+
 void legend(const std::vector<std::string>& texts, const std::vector<PLINT>& options, const std::vector<PLINT>& colours,
             const std::vector<PLINT>& box_colours, PLINT position) {
   const PLINT n = static_cast<PLINT>(texts.size());
-  std::vector<PLCHAR_VECTOR> text(n), symbols(n, "#(728)");  // Hershey star for symbol entries.
+  std::vector<PLCHAR_VECTOR> text(n), symbols(n, "#(728)");  // Hershey star, as plot_relevance_curve draws.
   for (PLINT i = 0; i < n; ++i) text[i] = texts[i].c_str();
   std::vector<PLINT> black(n, kBlack), patterns(n, 0), styles(n, 1), symbol_numbers(n, 1);
   std::vector<PLFLT> box_scales(n, 0.8), box_widths(n, 1.0), line_widths(n, 2.0), symbol_scales(n, 1.2);
   PLFLT width = 0, height = 0;
-  pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, position, 0.02, 0.02, 0.1, 0, kBlack, 1,
-           0, 0, n, options.data(), 1.0, 0.9, 2.0, 0.0, black.data(), text.data(), box_colours.data(), patterns.data(),
+  pllegend(&width, &height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, position, 0.03, 0.0, 0.08, 0, kBlack, 1,
+           0, 0, n, options.data(), 1.0, 0.8, 2.0, 0.0, black.data(), text.data(), box_colours.data(), patterns.data(),
            box_scales.data(), box_widths.data(), colours.data(), styles.data(), line_widths.data(), colours.data(),
            symbol_scales.data(), symbol_numbers.data(), symbols.data());
 }
@@ -136,17 +157,15 @@ void plot_score_histograms(const std::string& png_path, const std::string& title
   for (const auto* shares : {&shares_satisfied, &shares_not}) {
     for (PLFLT s : *shares) top = std::max(top, s);
   }
-  top = top > 0 ? std::min(1.0, top * 1.15) : 1.0;  // Head room for the legend.
+  top = top > 0 ? std::min(1.0, top * 1.05) : 1.0;
 
   PngPlot plot(png_path);
-  plenv(0, 1, 0, top, 0, 0);
-  pllab(x_label.c_str(), "share of items", title.c_str());
+  draw_frame(1, top, x_label, "share of items", title);
   draw_bars(shares_not, kOrangeFill, kOrange);
   draw_bars(shares_satisfied, kBlueFill, kBlue);
   plcol0(kBlack);
   legend({fmt::format("satisfied (n={})", satisfied.size()), fmt::format("not satisfied (n={})", not_satisfied.size())},
-         {PL_LEGEND_COLOR_BOX, PL_LEGEND_COLOR_BOX}, {kBlue, kOrange}, {kBlueFill, kOrangeFill},
-         PL_POSITION_TOP | PL_POSITION_INSIDE | PL_POSITION_LEFT | PL_POSITION_VIEWPORT);
+         {PL_LEGEND_COLOR_BOX, PL_LEGEND_COLOR_BOX}, {kBlue, kOrange}, {kBlueFill, kOrangeFill}, kLegendPosition);
   plot.finish();
 }
 
@@ -160,13 +179,13 @@ void plot_relevance_curve(const std::string& png_path, const RelevanceCurve& cur
     precision.push_back(p.precision);
   }
   PngPlot plot(png_path);
-  plenv(0, 1.0, 0, 1.05, 0, 2);  // axis = 2: with a grid at the major ticks.
-  pllab("recall", "precision", "Relevance scanning: precision/recall as the threshold moves");
+  // A little room past 1 so points at recall or precision 1 do not sit on the frame.
+  draw_frame(1.04, 1.04, "recall", "precision", "Relevance scanning, threshold swept");
   plcol0(kBlue);
   plwidth(2);
   plline(static_cast<PLINT>(recall.size()), recall.data(), precision.data());
-  plpoin(static_cast<PLINT>(recall.size()), recall.data(), precision.data(), 17);  // 17: filled dot.
   plwidth(1);
+  plpoin(static_cast<PLINT>(recall.size()), recall.data(), precision.data(), 17);  // 17: filled dot.
   // Label the two ends with their thresholds; the marker shows the configured ones.
   plcol0(kBlack);
   plschr(0, 0.7);
@@ -174,21 +193,21 @@ void plot_relevance_curve(const std::string& png_path, const RelevanceCurve& cur
     plptex(p->recall, p->precision, 1, 0, p->recall > 0.8 ? 1.0 : 0.0, fmt::format("  t={:.3f}  ", p->threshold).c_str());
   }
   plschr(0, 1.0);
-  std::vector<std::string> texts{"threshold swept over the relevance values"};
-  std::vector<PLINT> options{PL_LEGEND_LINE | PL_LEGEND_SYMBOL}, colours{kBlue}, boxes{kBlue};
+  std::vector<std::string> texts{"threshold swept"};
+  std::vector<PLINT> options{PL_LEGEND_LINE}, colours{kBlue}, boxes{kBlue};
   if (std::isfinite(curve.precision_at_threshold) && std::isfinite(curve.recall_at_threshold)) {
     PLFLT x = curve.recall_at_threshold, y = curve.precision_at_threshold;
     plcol0(kOrange);
     plschr(0, 1.6);
     plstring(1, &x, &y, "#(728)");  // Hershey star.
     plschr(0, 1.0);
-    texts.push_back("constitution's thresholds");
+    texts.push_back("as configured");
     options.push_back(PL_LEGEND_SYMBOL);
     colours.push_back(kOrange);
     boxes.push_back(kOrange);
   }
   plcol0(kBlack);
-  legend(texts, options, colours, boxes, PL_POSITION_BOTTOM | PL_POSITION_INSIDE | PL_POSITION_LEFT | PL_POSITION_VIEWPORT);
+  legend(texts, options, colours, boxes, kLegendPosition);
   plot.finish();
 }
 
