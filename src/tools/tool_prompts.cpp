@@ -100,6 +100,20 @@ std::vector<std::string> placeholders_in(const std::string& text) {
   return names;
 }
 
+// A multi-line literal string (three single quotes) keeps a prompt readable and
+// editable as written; text it cannot hold exactly falls back to an escaped string.
+std::string editable_toml_string(const std::string& value) {
+  const std::string delimiter = "'''";
+  bool literal_ok = !value.empty() && value.front() != '\n' && value.back() != '\'' &&
+                    value.find(delimiter) == std::string::npos;
+  for (char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\n' && c != '\t') || byte == 0x7F) literal_ok = false;
+  }
+  if (!literal_ok) return text::toml_quoted(value);
+  return delimiter + "\n" + text::valid_utf8(value) + delimiter;
+}
+
 }  // namespace
 
 ToolPrompts ToolPrompts::defaults() {
@@ -164,7 +178,7 @@ std::string ToolPrompts::to_toml() const {
       "#   chains   {rule} {original}\n"
       "#   system   none; an empty system prompt sends no system turn\n\n";
   for (const auto& spec : kSpecs) {
-    out += fmt::format("{} = {}\n\n", spec.key, text::toml_quoted(this->*(spec.field)));
+    out += fmt::format("{} = {}\n\n", spec.key, editable_toml_string(this->*(spec.field)));
   }
   return out;
 }

@@ -624,6 +624,14 @@ TEST_CASE("prompt templates: defaults, overrides, placeholders", "[unit][constit
   CHECK(reread.rewrite == defaults.rewrite);
   CHECK(reread.chains == defaults.chains);
   CHECK(reread.system.empty());
+  // Written as editable multi-line literals; text a literal cannot hold is escaped instead.
+  CHECK_THAT(defaults.to_toml(), Contains("rate = '''\nYou review content-moderation rules"));
+  tools::ToolPrompts odd = defaults;
+  odd.rate = "Rate '''{rule}''' now\r";
+  odd.chains = "{rule}'";
+  const auto odd_reread = tools::ToolPrompts::from_toml(odd.to_toml(), "odd.toml");
+  CHECK(odd_reread.rate == odd.rate);
+  CHECK(odd_reread.chains == odd.chains);
 
   const auto custom = tools::ToolPrompts::from_toml("system = \"Be terse.\"\nrate = \"Rate {rule} as {\\\"score\\\": n}\"\n", "p.toml");
   CHECK(custom.system == "Be terse.");
