@@ -236,7 +236,9 @@ typedef struct imgjudge_judge_options {
   int cascade;                     /**< Cascaded reasoning for uncertain items. */
   int early_exit;                  /**< Stop a rule at its first rejected precondition. */
 
-  /* Limits on untrusted images (imgjudge_judge_bytes / imgjudge_judge_file); 0 = default. */
+  /* Limits on images; 0 = default. All apply to imgjudge_judge_bytes / imgjudge_judge_file
+   * (checked before any pixel buffer is allocated); width, height and pixels also apply
+   * to imgjudge_judge_rgb. Exceeding one is IMGJUDGE_LIMIT_EXCEEDED. */
   uint64_t max_image_bytes;        /**< Encoded size; default 64 MiB. */
   uint32_t max_image_width;        /**< Default 16384. */
   uint32_t max_image_height;       /**< Default 16384. */
@@ -329,7 +331,8 @@ IMGJUDGE_EXTERN imgjudge_status imgjudge_judge_file(imgjudge_verdict **out, cons
  *  @param width   In pixels, > 0.
  *  @param height  In pixels, > 0.
  *  @param stride  Bytes from one row to the next, >= 3 * width.
- *  @return As imgjudge_judge_bytes(); IMGJUDGE_INVALID_ARGUMENT for bad sizes.
+ *  @return As imgjudge_judge_bytes(); IMGJUDGE_INVALID_ARGUMENT for bad sizes;
+ *          IMGJUDGE_LIMIT_EXCEEDED beyond the judge's width, height or pixel limits.
  *  Thread-safe. */
 IMGJUDGE_EXTERN imgjudge_status imgjudge_judge_rgb(imgjudge_verdict **out, const imgjudge_judge *judge,
                                                    const uint8_t *pixels, int width, int height,

@@ -149,11 +149,12 @@ void clear_out(T** out) noexcept {
 constexpr unsigned int kOldestJudgeOptionsVersion = 1;
 constexpr unsigned int kOldestCallOptionsVersion = 1;
 
-void check_version(const char* function, const char* what, unsigned int version,
+/// `field` names the version as the caller wrote it, e.g. "options->version".
+void check_version(const char* function, const char* field, unsigned int version,
                    unsigned int oldest, unsigned int newest) {
   if (version < oldest || version > newest) {
     throw_invalid_argument(
-        function, std::string(what) + "->version is " + std::to_string(version) +
+        function, std::string(field) + " is " + std::to_string(version) +
                       " but this library (" + imgjudge::version() + ") reads versions " +
                       std::to_string(oldest) + " to " + std::to_string(newest) +
                       "; initialise options with their _INIT macro or *_options_init()");
@@ -172,7 +173,7 @@ struct JudgeSetup {
 JudgeSetup judge_setup_from(const imgjudge_judge_options* options, const char* function) {
   JudgeSetup setup;
   if (options == nullptr) return setup;
-  check_version(function, "options", options->version, kOldestJudgeOptionsVersion,
+  check_version(function, "options->version", options->version, kOldestJudgeOptionsVersion,
                 IMGJUDGE_JUDGE_OPTIONS_VERSION);
 
   imgjudge::ModelConfig& models = setup.models;
@@ -219,7 +220,7 @@ JudgeSetup judge_setup_from(const imgjudge_judge_options* options, const char* f
 imgjudge::CallOptions call_options_from(const imgjudge_call_options* call, const char* function) {
   imgjudge::CallOptions options;
   if (call == nullptr) return options;
-  check_version(function, "call", call->version, kOldestCallOptionsVersion,
+  check_version(function, "call->version", call->version, kOldestCallOptionsVersion,
                 IMGJUDGE_CALL_OPTIONS_VERSION);
   if (call->deadline_ms < 0) {
     throw_invalid_argument(function, "call->deadline_ms is " + std::to_string(call->deadline_ms) +
@@ -364,7 +365,7 @@ imgjudge_status imgjudge_constitution_hash(const char** out_hash,
 imgjudge_status imgjudge_judge_options_init(imgjudge_judge_options* options, unsigned int version) {
   return guarded(__func__, [&](const char* fn) {
     require(options, fn, "options");
-    check_version(fn, "options", version, kOldestJudgeOptionsVersion,
+    check_version(fn, "version", version, kOldestJudgeOptionsVersion,
                   IMGJUDGE_JUDGE_OPTIONS_VERSION);
     *options = imgjudge_judge_options IMGJUDGE_JUDGE_OPTIONS_INIT;
     options->version = version;
@@ -374,7 +375,7 @@ imgjudge_status imgjudge_judge_options_init(imgjudge_judge_options* options, uns
 imgjudge_status imgjudge_call_options_init(imgjudge_call_options* options, unsigned int version) {
   return guarded(__func__, [&](const char* fn) {
     require(options, fn, "options");
-    check_version(fn, "options", version, kOldestCallOptionsVersion,
+    check_version(fn, "version", version, kOldestCallOptionsVersion,
                   IMGJUDGE_CALL_OPTIONS_VERSION);
     *options = imgjudge_call_options IMGJUDGE_CALL_OPTIONS_INIT;
     options->version = version;

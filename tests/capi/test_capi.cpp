@@ -351,6 +351,7 @@ TEST_CASE("options structs are versioned", "[capi]") {
   imgjudge_judge_options initialised;
   CHECK(imgjudge_judge_options_init(&initialised, 0) == IMGJUDGE_INVALID_ARGUMENT);
   CHECK(imgjudge_judge_options_init(&initialised, 2) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK_THAT(last_message(), Catch::StartsWith("imgjudge_judge_options_init: version is 2"));
   REQUIRE(imgjudge_judge_options_init(&initialised, IMGJUDGE_JUDGE_OPTIONS_VERSION) == IMGJUDGE_OK);
   CHECK(initialised.version == IMGJUDGE_JUDGE_OPTIONS_VERSION);
   CHECK(initialised.relevance == 1);
