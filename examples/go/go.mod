@@ -1,0 +1,3 @@
+module imgjudge.example/imgjudge
+
+go 1.19
