@@ -24,6 +24,8 @@ int run_verify_fixture(const Argv& args);
 int run_make_random_model(const Argv& args);
 int run_constitution_check(const Argv& args);
 int run_constitution_show_default(const Argv& args);
+int run_constitution_objectify(const Argv& args);
+int run_constitution_chains(const Argv& args);
 int run_tokenize(const Argv& args);
 int run_inspect_image(const Argv& args);
 
