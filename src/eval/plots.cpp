@@ -3,7 +3,10 @@
 #include <plplot.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <mutex>
 #include <vector>
 
@@ -40,6 +43,10 @@ bool has_pngcairo() {
 class PngPlot {
  public:
   explicit PngPlot(const std::string& png_path) : lock_(plplot_mutex), path_(png_path) {
+    // PLplot ends the process on a file it cannot open (plexit), so check that first.
+    if (!std::ofstream(png_path, std::ios::binary | std::ios::trunc)) {
+      throw Error(ErrorCode::Io, fmt::format("{}: cannot write the plot: {}", png_path, std::strerror(errno)));
+    }
     if (!has_pngcairo()) {
       throw Error(ErrorCode::Unsupported, "PLplot's pngcairo driver is not installed (Debian: plplot-driver-cairo)");
     }

@@ -94,6 +94,7 @@ ResultsFile::ResultsFile(std::string path, bool restart) : path_(std::move(path)
     if (!create) throw Error(ErrorCode::Io, fmt::format("{}: cannot create: {}", path_, std::strerror(errno)));
     return;
   }
+  if (fs::is_directory(path_, ec)) throw Error(ErrorCode::Io, fmt::format("{}: is a directory", path_));
   std::ifstream in(path_, std::ios::binary);
   if (!in) throw Error(ErrorCode::Io, fmt::format("{}: cannot open: {}", path_, std::strerror(errno)));
 

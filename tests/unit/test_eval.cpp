@@ -360,6 +360,9 @@ TEST_CASE("eval: a damaged or foreign results file is refused with its line", "[
                                      results),
                       Contains("results.jsonl:1: judged with constitution"));
   }
+  SECTION("a folder is not a results file") {
+    CHECK_THROWS_WITH(ResultsFile(set.dir), Contains("is a directory"));
+  }
   SECTION("restart empties the file") {
     ResultsFile results(path, /*restart=*/true);
     CHECK(results.records().empty());
@@ -578,4 +581,6 @@ TEST_CASE("eval: the report has its tables and PLplot draws the PNG plots", "[un
     CHECK(count_pixels(plot, false) > 20);   // not-satisfied bars / the threshold star
   }
   CHECK_THROWS_WITH(plot_score_histograms(set.path("x.png"), "t", "x", {0.5, 1.5}, {}), Contains("outside [0, 1]"));
+  CHECK_THROWS_WITH(plot_score_histograms(set.path("no/such/dir/x.png"), "t", "x", {0.5}, {}),
+                    Contains("cannot write the plot"));
 }
