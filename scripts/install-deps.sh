@@ -18,6 +18,8 @@ packages=(
   libplplot-dev plplot-driver-cairo
   # tests
   catch2 libeigen3-dev
+  # the Go binding's tests (examples/go); the Rust binding uses rustup's cargo where present
+  golang-go
 )
 
 missing=()

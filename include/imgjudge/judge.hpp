@@ -91,7 +91,7 @@ class IMGJUDGE_API Judge {
   double prior(const std::string& statement) const noexcept;
 
  private:
-  struct Impl;
+  struct IMGJUDGE_HIDDEN Impl;
   std::unique_ptr<const Impl> impl_;
 };
 

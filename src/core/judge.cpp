@@ -63,7 +63,7 @@ CallOptions CallOptions::with_timeout(std::chrono::milliseconds timeout) {
   return options;
 }
 
-struct Judge::Impl {
+struct IMGJUDGE_HIDDEN Judge::Impl {
   struct Statement {
     std::string text;
     std::string prompt;
