@@ -361,12 +361,19 @@ std::string non_visual_reason(const std::string& statement) {
                         "noise", "audio"}); !w.empty()) {
     return fmt::format("is about '{}', which an image does not carry", w);
   }
-  // A statement needs a verb; a bare noun phrase ("bloody injuries") is not one.
-  if (has_any({"is", "are", "was", "were", "be", "being", "been", "has", "have", "had", "shows", "show",
-               "shown", "showing", "appears", "appear", "visible", "contains", "contain", "depicts", "depict",
-               "wears", "wear", "wearing", "holds", "hold", "holding", "lies", "lying", "stands", "standing",
-               "sits", "sitting", "covers", "covered", "displays", "displayed", "points", "pointed", "touches",
-               "touching", "can", "does", "do", "bleeds", "bleeding"}).empty()) {
+  // A statement needs a verb; a bare noun phrase ("bloody injuries", "a knife") is not
+  // one. Only short statements are checked, and a non-final word ending in "s" counts as
+  // a verb ("The injury looks fatal."), so that full sentences are not flagged.
+  bool verb_like = false;
+  for (std::size_t i = 0; i + 1 < words.size(); ++i) {
+    verb_like = verb_like || (words[i].size() > 3 && words[i].back() == 's' && words[i][words[i].size() - 2] != 's');
+  }
+  if (words.size() <= 4 && !verb_like &&
+      has_any({"is", "are", "was", "were", "be", "being", "been", "has", "have", "had", "shows", "show", "shown",
+               "showing", "appears", "appear", "visible", "contains", "contain", "depicts", "depict", "wears", "wear",
+               "wearing", "holds", "hold", "holding", "lies", "lying", "stands", "standing", "sits", "sitting",
+               "covers", "covered", "displays", "displayed", "points", "pointed", "touches", "touching", "can",
+               "does", "do", "bleeds", "bleeding", "looks", "look", "fills", "seems"}).empty()) {
     return "has no verb such as 'is visible', 'shows' or 'wears'; write a full sentence about what is visible";
   }
   return "";

@@ -673,6 +673,7 @@ chain = [
   { any_of = ["The person intends to harm someone.", "The pose is suggestive."] },
   { any_of = ["A gunshot sound is heard.", "bloody injuries"] },
   { any_of = ["A knife is visible.", "a knife is visible"] },
+  { any_of = ["The injury looks fatal.", "The crotch fills most of the image.", "exposed female breasts"] },
 ]
 )");
   const auto findings = imgjudge::lint_constitution(c);
@@ -684,6 +685,7 @@ chain = [
       "\"The pose is suggestive.\" depends on taste ('suggestive')",
       "\"A gunshot sound is heard.\" is about 'sound'",
       "\"bloody injuries\" has no verb",
+      "\"exposed female breasts\" has no verb",
       "\"a knife is visible\" repeats \"A knife is visible.\" apart from case and punctuation",
   };
   for (const auto& needle : expected) {
