@@ -2,9 +2,7 @@
 // folder, and max-abs-diff comparison.
 #pragma once
 
-#include <ATen/ATen.h>
-
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"
 
 #include <map>
 #include <string>

@@ -1,10 +1,7 @@
 // Qwen2 decoder vs the transformers 4.50.3 golden fixture (tests/data/parity/qwen2):
 // full forward, hidden states, greedy decoding with the KV cache, and the
 // shared-prefix batched path against independent full forwards.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-
-#include <catch2/catch.hpp>
+#include "torch_catch.hpp"
 #include <nlohmann/json.hpp>
 
 #include "imgjudge/error.hpp"

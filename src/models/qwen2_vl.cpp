@@ -1,0 +1,454 @@
+// Qwen2-VL: config, image processor, M-RoPE position ids, the Qwen2-VL vision
+// tower, and the model that joins a vision tower to the Qwen2 decoder.
+// Reference: transformers 4.50.3 modeling_qwen2_vl.py, image_processing_qwen2_vl.py.
+#include "models/qwen2_vl.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "image/preprocess.hpp"
+#include "image/resize.hpp"
+#include "imgjudge/error.hpp"
+#include "models/qwen_vl_vision.hpp"
+#include "runtime/nn.hpp"
+#include "runtime/safetensors.hpp"
+
+namespace imgjudge::models {
+
+namespace qwen_vl_detail {
+
+at::Tensor patch_embed(const at::Tensor& pixel_values, const at::Tensor& kernel) {
+  return at::matmul(pixel_values.to(kernel.scalar_type()), kernel.reshape({kernel.size(0), -1}).t());
+}
+
+at::Tensor vision_rotary_angles(const std::vector<ImageGrid>& grids, std::int64_t head_dim,
+                                std::int64_t merge_size) {
+  std::vector<at::Tensor> rows, cols;
+  std::int64_t max_side = 0;
+  for (const ImageGrid& g : grids) {
+    // Patch (row, col) in processor order: merge windows row-major, then the
+    // merge x merge patches of each window row-major; repeated per frame.
+    auto order = [&](const at::Tensor& grid) {
+      return grid.reshape({g.h / merge_size, merge_size, g.w / merge_size, merge_size})
+          .permute({0, 2, 1, 3})
+          .flatten()
+          .repeat({g.t});
+    };
+    rows.push_back(order(at::arange(g.h, at::kLong).unsqueeze(1).expand({g.h, g.w})));
+    cols.push_back(order(at::arange(g.w, at::kLong).unsqueeze(0).expand({g.h, g.w})));
+    max_side = std::max({max_side, g.h, g.w});
+  }
+  // VisionRotaryEmbedding(head_dim / 2): inv_freq over dim = head_dim / 2.
+  const std::int64_t dim = head_dim / 2;
+  at::Tensor inv_freq = 1.0 / at::pow(10000.0, at::arange(0, dim, 2, at::kFloat) / static_cast<double>(dim));
+  at::Tensor table = at::outer(at::arange(max_side, at::kFloat), inv_freq);  // [max_side, head_dim / 4]
+  return at::cat({table.index_select(0, at::cat(rows)), table.index_select(0, at::cat(cols))}, 1);
+}
+
+at::Tensor vision_attention(const at::Tensor& x, const VisionAttentionWeights& weights, std::int64_t num_heads,
+                            const at::Tensor& angles, const std::vector<std::int64_t>& bounds) {
+  const std::int64_t tokens = x.size(0), dim = x.size(1), head_dim = dim / num_heads;
+  // [N, 3, H, D] -> q, k, v [N, H, D]
+  at::Tensor qkv = runtime::nn::linear(x, weights.qkv_weight, weights.qkv_bias).view({tokens, 3, num_heads, head_dim});
+  at::Tensor q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
+  // Rotary in float32 (apply_rotary_pos_emb_vision), cast back.
+  at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);  // [N, 1, D]
+  const at::Tensor cos = emb.cos(), sin = emb.sin();
+  auto rotate = [&](const at::Tensor& t) {
+    at::Tensor f = t.to(at::kFloat);
+    return (f * cos + rotate_half(f) * sin).to(t.scalar_type());
+  };
+  q = rotate(q).transpose(0, 1);  // [H, N, D]
+  k = rotate(k).transpose(0, 1);
+  v = v.transpose(0, 1);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  std::vector<at::Tensor> parts;
+  for (std::size_t s = 0; s + 1 < bounds.size(); ++s) {
+    const std::int64_t begin = bounds[s], length = bounds[s + 1] - bounds[s];
+    if (length == 0) continue;
+    at::Tensor qs = q.narrow(1, begin, length), ks = k.narrow(1, begin, length), vs = v.narrow(1, begin, length);
+    at::Tensor probs = at::softmax(at::matmul(qs, ks.transpose(1, 2)) * scale, -1, at::kFloat).to(vs.scalar_type());
+    parts.push_back(at::matmul(probs, vs));  // [H, len, D]
+  }
+  at::Tensor out = at::cat(parts, 1).transpose(0, 1).reshape({tokens, dim});
+  return runtime::nn::linear(out, weights.proj_weight, weights.proj_bias);
+}
+
+std::vector<std::int64_t> frame_bounds(const std::vector<ImageGrid>& grids) {
+  std::vector<std::int64_t> bounds{0};
+  for (const ImageGrid& g : grids) {
+    for (std::int64_t f = 0; f < g.t; ++f) bounds.push_back(bounds.back() + g.h * g.w);
+  }
+  return bounds;
+}
+
+void check_pixel_values(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids,
+                        const QwenVisionConfig& config) {
+  std::int64_t patches = 0;
+  for (const ImageGrid& g : grids) {
+    if (g.t < 1 || g.h < 1 || g.w < 1 || g.h % config.spatial_merge_size != 0 ||
+        g.w % config.spatial_merge_size != 0) {
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("image grid [{}, {}, {}] is not a positive multiple of the merge size {}", g.t,
+                              g.h, g.w, config.spatial_merge_size));
+    }
+    patches += g.patches();
+  }
+  if (pixel_values.dim() != 2 || pixel_values.size(0) != patches || pixel_values.size(1) != config.patch_dim()) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("pixel_values must be [{}, {}] for these image grids", patches, config.patch_dim()));
+  }
+}
+
+}  // namespace qwen_vl_detail
+
+namespace {
+
+using namespace qwen_vl_detail;
+
+// The Qwen2-VL ViT: pre-LayerNorm blocks with a quick_gelu MLP, full attention
+// within each frame, then PatchMerger (LayerNorm, 2x2 concat, Linear-GELU-Linear).
+class Qwen2VLVisionTower final : public QwenVisionTower {
+ public:
+  Qwen2VLVisionTower(const QwenVisionConfig& config, const runtime::WeightStore& weights)
+      : config_(config), act_(runtime::nn::activation(config.hidden_act)) {
+    const std::int64_t d = config.hidden_size, mlp = config.intermediate_size;
+    kernel_ = weights.get("patch_embed.proj.weight",
+                          {d, config.in_channels, config.temporal_patch_size, config.patch_size, config.patch_size});
+    for (std::int64_t i = 0; i < config.depth; ++i) {
+      const auto b = weights.scope(fmt::format("blocks.{}", i));
+      blocks_.push_back(Block{b.get("norm1.weight", {d}), b.get("norm1.bias", {d}), b.get("norm2.weight", {d}),
+                              b.get("norm2.bias", {d}),
+                              {b.get("attn.qkv.weight", {3 * d, d}), b.get("attn.qkv.bias", {3 * d}),
+                               b.get("attn.proj.weight", {d, d}), b.get("attn.proj.bias", {d})},
+                              b.get("mlp.fc1.weight", {mlp, d}), b.get("mlp.fc1.bias", {mlp}),
+                              b.get("mlp.fc2.weight", {d, mlp}), b.get("mlp.fc2.bias", {d})});
+    }
+    const std::int64_t merged = d * config.spatial_merge_size * config.spatial_merge_size;
+    ln_q_weight_ = weights.get("merger.ln_q.weight", {d});
+    ln_q_bias_ = weights.get("merger.ln_q.bias", {d});
+    mlp0_weight_ = weights.get("merger.mlp.0.weight", {merged, merged});
+    mlp0_bias_ = weights.get("merger.mlp.0.bias", {merged});
+    mlp2_weight_ = weights.get("merger.mlp.2.weight", {config.out_hidden_size, merged});
+    mlp2_bias_ = weights.get("merger.mlp.2.bias", {config.out_hidden_size});
+  }
+
+  at::Tensor forward(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids, const CallContext* call,
+                     VisionTrace* trace) const override {
+    check_pixel_values(pixel_values, grids, config_);
+    at::Tensor x = patch_embed(pixel_values, kernel_);  // [N, d]
+    const at::Tensor angles =
+        vision_rotary_angles(grids, config_.hidden_size / config_.num_heads, config_.spatial_merge_size);
+    const std::vector<std::int64_t> bounds = frame_bounds(grids);
+    if (trace != nullptr) trace->hidden_states.push_back(x);
+    for (const Block& b : blocks_) {
+      if (call != nullptr) call->check();
+      x = x + vision_attention(runtime::nn::layer_norm(x, b.norm1_weight, b.norm1_bias, 1e-6), b.attn,
+                               config_.num_heads, angles, bounds);
+      at::Tensor h = runtime::nn::layer_norm(x, b.norm2_weight, b.norm2_bias, 1e-6);
+      x = x + runtime::nn::linear(act_(runtime::nn::linear(h, b.fc1_weight, b.fc1_bias)), b.fc2_weight, b.fc2_bias);
+      if (trace != nullptr) trace->hidden_states.push_back(x);
+    }
+    const std::int64_t merged = config_.hidden_size * config_.spatial_merge_size * config_.spatial_merge_size;
+    at::Tensor m = runtime::nn::layer_norm(x, ln_q_weight_, ln_q_bias_, 1e-6).reshape({-1, merged});
+    return runtime::nn::linear(at::gelu(runtime::nn::linear(m, mlp0_weight_, mlp0_bias_)), mlp2_weight_, mlp2_bias_);
+  }
+
+ private:
+  struct Block {
+    at::Tensor norm1_weight, norm1_bias, norm2_weight, norm2_bias;
+    VisionAttentionWeights attn;
+    at::Tensor fc1_weight, fc1_bias, fc2_weight, fc2_bias;
+  };
+  QwenVisionConfig config_;
+  runtime::nn::Activation act_;
+  at::Tensor kernel_;
+  std::vector<Block> blocks_;
+  at::Tensor ln_q_weight_, ln_q_bias_, mlp0_weight_, mlp0_bias_, mlp2_weight_, mlp2_bias_;
+};
+
+std::int64_t positive(const runtime::HfConfig& config, const std::string& key, std::int64_t fallback) {
+  const std::int64_t value = config.get_int(key, fallback);
+  if (value <= 0) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: '{}' must be positive, found {}", config.file(), config.qualified(key), value));
+  }
+  return value;
+}
+
+}  // namespace
+
+std::unique_ptr<QwenVisionTower> make_qwen2_vl_vision_tower(const QwenVisionConfig& config,
+                                                            const runtime::WeightStore& weights) {
+  return std::make_unique<Qwen2VLVisionTower>(config, weights);
+}
+
+QwenVLConfig QwenVLConfig::from_config(const runtime::HfConfig& config) {
+  QwenVLConfig c;
+  const std::string type = config.get_string("model_type");
+  if (type == "qwen2_vl") {
+    c.family = QwenVLFamily::Qwen2VL;
+  } else if (type == "qwen2_5_vl") {
+    c.family = QwenVLFamily::Qwen2_5VL;
+  } else {
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{}: model_type \"{}\" is not Qwen2-VL or Qwen2.5-VL", config.file(), type));
+  }
+  c.text = Qwen2Config::from_json(config.json(), config.file());
+  // Token ids: top level in every published config (text_config in some newer ones).
+  const runtime::HfConfig text = config.section("text_config");
+  auto token = [&](const char* key, std::int64_t fallback) {
+    return config.has(key) ? config.get_int(key) : text.get_int(key, fallback);
+  };
+  c.image_token_id = token("image_token_id", 151655);
+  c.video_token_id = token("video_token_id", 151656);
+  c.vision_start_token_id = token("vision_start_token_id", 151652);
+  c.vision_end_token_id = token("vision_end_token_id", 151653);
+
+  const runtime::HfConfig v = config.section("vision_config");
+  QwenVisionConfig& vc = c.vision;
+  vc.depth = positive(v, "depth", 32);
+  vc.num_heads = positive(v, "num_heads", 16);
+  vc.in_channels = positive(v, "in_channels", v.get_int("in_chans", 3));
+  vc.patch_size = positive(v, "patch_size", 14);
+  vc.temporal_patch_size = positive(v, "temporal_patch_size", 2);
+  vc.spatial_merge_size = positive(v, "spatial_merge_size", 2);
+  if (c.family == QwenVLFamily::Qwen2VL) {
+    // Qwen2VLVisionConfig: embed_dim is the ViT width, hidden_size the merger output.
+    vc.hidden_size = positive(v, "embed_dim", 1280);
+    vc.out_hidden_size = positive(v, "hidden_size", 3584);
+    vc.intermediate_size = static_cast<std::int64_t>(static_cast<double>(vc.hidden_size) * v.get_double("mlp_ratio", 4.0));
+    vc.hidden_act = v.get_string("hidden_act", "quick_gelu");
+  } else {
+    vc.hidden_size = positive(v, "hidden_size", 3584);
+    vc.out_hidden_size = positive(v, "out_hidden_size", 3584);
+    vc.intermediate_size = positive(v, "intermediate_size", 3420);
+    vc.hidden_act = v.get_string("hidden_act", "silu");
+    vc.window_size = positive(v, "window_size", 112);
+    for (double index : v.get_doubles("fullatt_block_indexes", {7, 15, 23, 31})) {
+      vc.fullatt_block_indexes.push_back(static_cast<std::int64_t>(index));
+    }
+  }
+  if (vc.hidden_size % vc.num_heads != 0 || (vc.hidden_size / vc.num_heads) % 4 != 0) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: vision width {} must split into {} heads of a multiple of 4", config.file(),
+                            vc.hidden_size, vc.num_heads));
+  }
+  if (vc.out_hidden_size != c.text.hidden_size) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: vision output width {} differs from the text hidden_size {}", config.file(),
+                            vc.out_hidden_size, c.text.hidden_size));
+  }
+  return c;
+}
+
+QwenImageProcessorConfig QwenImageProcessorConfig::from_file(const std::string& path) {
+  const runtime::HfConfig json = runtime::HfConfig::load(path);
+  QwenImageProcessorConfig c;
+  const runtime::HfConfig size = json.section("size");
+  // 4.50 writes min_pixels/max_pixels and size {shortest_edge, longest_edge}; older files size {min_pixels, max_pixels}.
+  c.min_pixels = json.get_int("min_pixels", size.get_int("shortest_edge", size.get_int("min_pixels", c.min_pixels)));
+  c.max_pixels = json.get_int("max_pixels", size.get_int("longest_edge", size.get_int("max_pixels", c.max_pixels)));
+  c.patch_size = json.get_int("patch_size", c.patch_size);
+  c.temporal_patch_size = json.get_int("temporal_patch_size", c.temporal_patch_size);
+  c.merge_size = json.get_int("merge_size", c.merge_size);
+  c.resample = static_cast<int>(json.get_int("resample", c.resample));
+  c.do_resize = json.get_bool("do_resize", c.do_resize);
+  c.do_rescale = json.get_bool("do_rescale", c.do_rescale);
+  c.do_normalize = json.get_bool("do_normalize", c.do_normalize);
+  c.rescale_factor = json.get_double("rescale_factor", c.rescale_factor);
+  const auto mean = json.get_doubles("image_mean", {c.image_mean.begin(), c.image_mean.end()});
+  const auto std = json.get_doubles("image_std", {c.image_std.begin(), c.image_std.end()});
+  if (mean.size() != 3 || std.size() != 3) {
+    throw Error(ErrorCode::InvalidModel, path + ": image_mean and image_std must have 3 values");
+  }
+  for (std::size_t i = 0; i < 3; ++i) {
+    c.image_mean[i] = mean[i];
+    c.image_std[i] = std[i];
+    if (std[i] == 0) throw Error(ErrorCode::InvalidModel, path + ": image_std has a zero");
+  }
+  if (c.patch_size <= 0 || c.temporal_patch_size <= 0 || c.merge_size <= 0 || c.min_pixels <= 0 ||
+      c.max_pixels < c.min_pixels) {
+    throw Error(ErrorCode::InvalidModel, path + ": patch/merge sizes must be positive and min_pixels <= max_pixels");
+  }
+  image::resample_from_pil_code(c.resample);  // validates the code
+  return c;
+}
+
+std::array<std::int64_t, 2> qwen_smart_resize(std::int64_t height, std::int64_t width, std::int64_t factor,
+                                              std::int64_t min_pixels, std::int64_t max_pixels) {
+  if (height < 10 || width < 10) {
+    throw Error(ErrorCode::InvalidImage,
+                fmt::format("image {}x{} is too small for Qwen2-VL (sides must be >= 10 px)", width, height));
+  }
+  if (static_cast<double>(std::max(height, width)) / static_cast<double>(std::min(height, width)) > 200) {
+    throw Error(ErrorCode::InvalidImage,
+                fmt::format("image {}x{}: aspect ratio above 200 is not supported by Qwen2-VL", width, height));
+  }
+  const double h = static_cast<double>(height), w = static_cast<double>(width), f = static_cast<double>(factor);
+  // Python's round() rounds halves to even, as std::nearbyint in the default mode.
+  std::int64_t h_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::nearbyint(h / f)) * factor);
+  std::int64_t w_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::nearbyint(w / f)) * factor);
+  if (h_bar * w_bar > max_pixels) {
+    const double beta = std::sqrt(h * w / static_cast<double>(max_pixels));
+    h_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::floor(h / beta / f)) * factor);
+    w_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::floor(w / beta / f)) * factor);
+  } else if (h_bar * w_bar < min_pixels) {
+    const double beta = std::sqrt(static_cast<double>(min_pixels) / (h * w));
+    h_bar = static_cast<std::int64_t>(std::ceil(h * beta / f)) * factor;
+    w_bar = static_cast<std::int64_t>(std::ceil(w * beta / f)) * factor;
+  }
+  return {h_bar, w_bar};
+}
+
+ProcessedImage qwen_preprocess_image(const Image& image, const QwenImageProcessorConfig& config) {
+  if (image.empty()) throw Error(ErrorCode::InvalidImage, "Qwen2-VL image processor: empty image");
+  const std::int64_t factor = config.patch_size * config.merge_size;
+  std::int64_t height = image.height, width = image.width;
+  if (config.do_resize) {
+    const auto size = qwen_smart_resize(height, width, factor, config.min_pixels, config.max_pixels);
+    height = size[0];
+    width = size[1];
+  }
+  if (height % factor != 0 || width % factor != 0) {
+    throw Error(ErrorCode::InvalidImage,
+                fmt::format("image {}x{} is not a multiple of {} and do_resize is off", width, height, factor));
+  }
+  // PIL returns a copy when the size does not change, so no resampling then.
+  const Image resized = (height == image.height && width == image.width)
+                            ? image
+                            : image::resize(image, static_cast<int>(width), static_cast<int>(height),
+                                            image::resample_from_pil_code(config.resample));
+  image::FloatImage chw = image::rescale_and_normalize(resized, config.do_rescale, config.rescale_factor,
+                                                       config.do_normalize, config.image_mean, config.image_std);
+  const std::int64_t p = config.patch_size, m = config.merge_size, tp = config.temporal_patch_size;
+  const std::int64_t grid_h = height / p, grid_w = width / p;
+  at::Tensor pixels = at::from_blob(chw.chw.data(), {3, height, width}, at::kFloat);
+  // A still image is its own frame repeated temporal_patch_size times; patches
+  // are flattened as (C, T, P, P), ordered merge window by merge window.
+  at::Tensor flat = pixels.unsqueeze(0)
+                        .expand({tp, 3, height, width})
+                        .reshape({1, tp, 3, grid_h / m, m, p, grid_w / m, m, p})
+                        .permute({0, 3, 6, 4, 7, 2, 1, 5, 8})
+                        .reshape({grid_h * grid_w, 3 * tp * p * p})
+                        .clone();
+  return ProcessedImage{flat, ImageGrid{1, grid_h, grid_w}};
+}
+
+std::shared_ptr<const QwenVLModel> QwenVLModel::load(const std::string& dir, at::ScalarType dtype,
+                                                     at::Device device) {
+  const QwenVLConfig config = QwenVLConfig::from_config(runtime::HfConfig::load(dir + "/config.json"));
+  runtime::WeightStore weights(runtime::SafetensorsCheckpoint::open_folder(dir), dtype, device);
+  return std::make_shared<const QwenVLModel>(config, weights);
+}
+
+QwenVLModel::QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weights) : config_(std::move(config)) {
+  // transformers >= 4.52 saves "model.language_model.*" / "model.visual.*";
+  // earlier versions "model.*" / "visual.*".
+  const bool nested = weights.contains("model.language_model.embed_tokens.weight");
+  decoder_ = std::make_unique<Qwen2Decoder>(config_.text, weights.scope(nested ? "model.language_model" : "model"),
+                                            weights, "lm_head.weight");
+  const runtime::WeightStore visual = weights.scope(nested ? "model.visual" : "visual");
+  vision_ = config_.family == QwenVLFamily::Qwen2VL ? make_qwen2_vl_vision_tower(config_.vision, visual)
+                                                    : make_qwen2_5_vl_vision_tower(config_.vision, visual);
+}
+
+at::Tensor QwenVLModel::encode_images(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids,
+                                      const CallContext* call, VisionTrace* trace) const {
+  return vision_->forward(pixel_values, grids, call, trace);
+}
+
+RopeIndex QwenVLModel::rope_index(const std::vector<std::int64_t>& ids, const std::vector<ImageGrid>& grids) const {
+  const auto length = static_cast<std::int64_t>(ids.size());
+  const std::int64_t merge = config_.vision.spatial_merge_size;
+  at::Tensor positions = at::empty({3, 1, length}, at::kLong);
+  auto pos = positions.accessor<std::int64_t, 3>();
+  std::int64_t next = 0;     // first position of the next chunk (last chunk's max + 1)
+  std::size_t image = 0;
+  std::int64_t i = 0;
+  while (i < length) {
+    if (ids[static_cast<std::size_t>(i)] == config_.video_token_id) {
+      throw Error(ErrorCode::Unsupported, "Qwen2-VL: video tokens in the prompt are not supported");
+    }
+    if (ids[static_cast<std::size_t>(i)] != config_.image_token_id) {
+      for (int r = 0; r < 3; ++r) pos[r][0][i] = next;
+      ++next;
+      ++i;
+      continue;
+    }
+    if (image >= grids.size()) {
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("prompt has more image placeholder runs than the {} image(s) given", grids.size()));
+    }
+    const ImageGrid& g = grids[image++];
+    const std::int64_t gh = g.h / merge, gw = g.w / merge, count = g.t * gh * gw;
+    if (i + count > length) {
+      throw Error(ErrorCode::InvalidArgument, "prompt ends inside an image placeholder run");
+    }
+    std::int64_t top = 0;
+    for (std::int64_t k = 0; k < count; ++k) {
+      if (ids[static_cast<std::size_t>(i + k)] != config_.image_token_id) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("image placeholder run at {} has fewer than the {} tokens of its grid", i, count));
+      }
+      const std::int64_t frame = k / (gh * gw), row = (k / gw) % gh, col = k % gw;
+      // Qwen2.5-VL scales the frame index by seconds per frame, 0 for still images.
+      const std::int64_t t = config_.family == QwenVLFamily::Qwen2VL ? frame : 0;
+      pos[0][0][i + k] = next + t;
+      pos[1][0][i + k] = next + row;
+      pos[2][0][i + k] = next + col;
+      top = std::max({top, t, row, col});
+    }
+    if (i + count < length && ids[static_cast<std::size_t>(i + count)] == config_.image_token_id) {
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("image placeholder run at {} is longer than the {} tokens of its grid", i, count));
+    }
+    next += top + 1;
+    i += count;
+  }
+  if (image != grids.size()) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("prompt has {} image placeholder run(s) for {} image(s)", image, grids.size()));
+  }
+  return RopeIndex{positions, next - length};
+}
+
+at::Tensor QwenVLModel::embed_prompt(const std::vector<std::int64_t>& ids, const at::Tensor& image_features) const {
+  const auto length = static_cast<std::int64_t>(ids.size());
+  at::Tensor id_tensor = at::from_blob(const_cast<std::int64_t*>(ids.data()), {1, length}, at::kLong).clone();
+  at::Tensor embeds = decoder_->embed(id_tensor);
+  at::Tensor is_image = (id_tensor == config_.image_token_id).unsqueeze(-1);  // [1, T, 1]
+  const std::int64_t placeholders = is_image.sum().item<std::int64_t>();
+  const std::int64_t features = image_features.defined() ? image_features.size(0) : 0;
+  if (placeholders != features) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("prompt has {} image tokens but {} image features were given", placeholders, features));
+  }
+  if (features == 0) return embeds;
+  return embeds.masked_scatter(is_image.expand_as(embeds), image_features.to(embeds.scalar_type()));
+}
+
+std::vector<runtime::ParamSpec> qwen_vl_parameter_specs(const runtime::HfConfig& config) {
+  auto recorder = runtime::WeightStore::recorder(at::kFloat);
+  const QwenVLModel model(QwenVLConfig::from_config(config), recorder);
+  return recorder.recorded();
+}
+
+nlohmann::json qwen_vl_random_preprocessor(const runtime::HfConfig& config) {
+  const QwenVisionConfig vision = QwenVLConfig::from_config(config).vision;
+  const std::int64_t factor = vision.patch_size * vision.spatial_merge_size;
+  const std::int64_t min_pixels = 4 * factor * factor, max_pixels = 64 * factor * factor;
+  return {{"image_processor_type", "Qwen2VLImageProcessor"}, {"do_resize", true}, {"resample", 3},
+          {"do_rescale", true}, {"rescale_factor", 1.0 / 255.0}, {"do_normalize", true},
+          {"image_mean", {0.48145466, 0.4578275, 0.40821073}}, {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+          {"do_convert_rgb", true}, {"min_pixels", min_pixels}, {"max_pixels", max_pixels},
+          {"size", {{"shortest_edge", min_pixels}, {"longest_edge", max_pixels}}},
+          {"patch_size", vision.patch_size}, {"temporal_patch_size", vision.temporal_patch_size},
+          {"merge_size", vision.spatial_merge_size}};
+}
+
+}  // namespace imgjudge::models
