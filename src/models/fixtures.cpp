@@ -13,6 +13,7 @@
 #include "imgjudge/error.hpp"
 #include "models/clip.hpp"
 #include "models/fixture_registry.hpp"
+#include "models/qwen_fixture_runners.hpp"
 #include "models/siglip.hpp"
 #include "runtime/config.hpp"
 #include "runtime/tensor.hpp"
@@ -26,6 +27,9 @@ const std::map<std::string, FixtureRunner>& runners() {
   static const std::map<std::string, FixtureRunner> table = {
       {"clip", clip::run_fixture},
       {"siglip", siglip::run_fixture},
+      {"qwen2", run_qwen2_fixture},
+      {"qwen2_vl", run_qwen_vl_fixture},
+      {"qwen2_5_vl", run_qwen_vl_fixture},
   };
   return table;
 }

@@ -11,6 +11,7 @@
 
 #include "imgjudge/error.hpp"
 #include "models/clip.hpp"
+#include "models/qwen2_vl.hpp"
 #include "models/siglip.hpp"
 #include "runtime/config.hpp"
 #include "runtime/random_model.hpp"
@@ -49,6 +50,8 @@ const std::map<std::string, RandomModelFamily>& families() {
   static const std::map<std::string, RandomModelFamily> table = {
       {"clip", {[](const runtime::HfConfig& c) { return clip::parameter_specs(clip::parse_config(c)); }, clip_preprocessor}},
       {"siglip", {[](const runtime::HfConfig& c) { return siglip::parameter_specs(siglip::parse_config(c)); }, siglip_preprocessor}},
+      {"qwen2_vl", {qwen_vl_parameter_specs, qwen_vl_random_preprocessor}},
+      {"qwen2_5_vl", {qwen_vl_parameter_specs, qwen_vl_random_preprocessor}},
   };
   return table;
 }

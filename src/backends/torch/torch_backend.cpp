@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/torch/relevance_model.hpp"
+#include "backends/torch/qwen2_vl_judge.hpp"
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
 
@@ -20,7 +21,10 @@ using RelevanceLoader =
 
 // One line per implemented family; the model files live in src/models.
 const std::map<std::string, VlmLoader>& vlm_loaders() {
-  static const std::map<std::string, VlmLoader> loaders = {};
+  static const std::map<std::string, VlmLoader> loaders = {
+      {"qwen2_vl", &load_qwen_vl_judge},
+      {"qwen2_5_vl", &load_qwen_vl_judge},
+  };
   return loaders;
 }
 

@@ -1,0 +1,355 @@
+#include "backends/torch/qwen2_vl_judge.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "imgjudge/error.hpp"
+#include "models/qwen2_vl.hpp"
+#include "runtime/device.hpp"
+#include "tokenizer/chat_template.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "util/files.hpp"
+
+namespace imgjudge::backends::torch {
+namespace {
+
+using models::ImageGrid;
+using models::KvCache;
+using models::QwenVLModel;
+using TokenIds = std::vector<std::int64_t>;
+
+// Most rows one batched forward takes; longer question lists run in chunks
+// (bounded memory), each still sharing the prefix KV cache.
+constexpr std::size_t kMaxBatchRows = 32;
+
+// A prefilled prompt head shared by many continuations.
+struct Prefix {
+  TokenIds ids;
+  KvCache cache;            // batch 1, read-only once built
+  std::int64_t rope_delta;  // a token at index p after the prefix has position p + rope_delta
+};
+
+class QwenImageContext final : public ImageContext {
+ public:
+  Prefix prefix;              // system turn + "<|im_start|>user\n<|vision_start|>...<|vision_end|>"
+  at::Tensor image_features;  // [merged tokens, hidden], for prompts that cannot share the prefix
+  ImageGrid grid;
+};
+
+struct AnswerIds {
+  std::vector<std::int64_t> yes, no;
+};
+
+class QwenVLJudge final : public VisionLanguageModel {
+ public:
+  QwenVLJudge(const ModelConfig& config, runtime::ExecutionTarget target)
+      : dir_(config.model_dir),
+        model_(QwenVLModel::load(config.model_dir, target.dtype, target.device)),
+        tokenizer_(tokenizer::Tokenizer::load(config.model_dir)),
+        dtype_label_(runtime::dtype_label(target.dtype)) {
+    const std::string processor_path = util::join_path(dir_, "preprocessor_config.json");
+    if (util::file_exists(processor_path)) processor_ = models::QwenImageProcessorConfig::from_file(processor_path);
+    const auto& vc = model_->config().vision;
+    if (processor_.patch_size != vc.patch_size || processor_.merge_size != vc.spatial_merge_size ||
+        processor_.temporal_patch_size != vc.temporal_patch_size) {
+      throw Error(ErrorCode::InvalidModel,
+                  fmt::format("{}: preprocessor_config.json patch/merge sizes disagree with config.json", dir_));
+    }
+    for (const char* name : {"<|im_end|>", "<|endoftext|>"}) {
+      if (auto id = tokenizer_.token_to_id(name)) stop_ids_.push_back(*id);
+    }
+    if (stop_ids_.empty()) throw Error(ErrorCode::InvalidModel, dir_ + ": tokenizer has no <|im_end|> token");
+    pad_id_ = stop_ids_.front();
+  }
+
+  std::string model_id() const override {
+    const char* family = model_->config().family == models::QwenVLFamily::Qwen2VL ? "qwen2_vl" : "qwen2_5_vl";
+    return fmt::format("{}:{} ({})", family, dir_, dtype_label_);
+  }
+
+  Capabilities capabilities() const override { return Capabilities{true, true}; }
+
+  std::shared_ptr<const ImageContext> prepare(const Image& image, const CallContext& call) const override {
+    c10::InferenceMode guard;
+    auto context = std::make_shared<QwenImageContext>();
+    const models::ProcessedImage processed = models::qwen_preprocess_image(image, processor_);
+    context->grid = processed.grid;
+    context->image_features = model_->encode_images(processed.pixel_values, {processed.grid}, &call);
+    // The prompt head common to every question: everything up to <|vision_end|>.
+    const TokenIds ids = prompt_ids({tokenizer::ChatContent::image(), tokenizer::ChatContent::make_text("?")},
+                                    &processed.grid);
+    const auto end = std::find(ids.begin(), ids.end(), model_->config().vision_end_token_id);
+    if (end == ids.end()) throw Error(ErrorCode::Internal, "Qwen2-VL prompt has no <|vision_end|>");
+    context->prefix = prefill(TokenIds(ids.begin(), end + 1), context->image_features, {processed.grid}, call);
+    return context;
+  }
+
+  std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
+                            const AnswerWords& answers, const CallContext& call) const override {
+    c10::InferenceMode guard;
+    if (questions.empty()) return {};
+    const AnswerIds answer_ids = resolve_answers(answers);
+    const QwenImageContext* context = as_context(image);
+    std::vector<TokenIds> prompts;
+    for (const Question& q : questions) prompts.push_back(question_prompt(q.prompt, context));
+
+    Prefix shared_head;
+    const Prefix* prefix = nullptr;
+    if (context != nullptr) {
+      prefix = &context->prefix;
+    } else {
+      // m0: no image; share the longest common token head of the prompts (at
+      // least the system turn), keeping one token per prompt to score.
+      std::size_t common = prompts.front().size() - 1;
+      for (const TokenIds& p : prompts) {
+        std::size_t n = 0;
+        while (n < common && n + 1 < p.size() && p[n] == prompts.front()[n]) ++n;
+        common = n;
+      }
+      shared_head = prefill(TokenIds(prompts.front().begin(), prompts.front().begin() + static_cast<std::ptrdiff_t>(common)),
+                            at::Tensor(), {}, call);
+      prefix = &shared_head;
+    }
+    std::vector<TokenIds> continuations;
+    for (const TokenIds& p : prompts) {
+      if (p.size() <= prefix->ids.size() || !std::equal(prefix->ids.begin(), prefix->ids.end(), p.begin())) {
+        throw Error(ErrorCode::Internal, "Qwen2-VL question prompt does not start with the shared prefix");
+      }
+      continuations.emplace_back(p.begin() + static_cast<std::ptrdiff_t>(prefix->ids.size()), p.end());
+    }
+    std::vector<double> scores;
+    for (std::size_t start = 0; start < continuations.size(); start += kMaxBatchRows) {
+      const std::size_t stop = std::min(continuations.size(), start + kMaxBatchRows);
+      const at::Tensor logits = last_logits(*prefix, {continuations.begin() + static_cast<std::ptrdiff_t>(start),
+                                                      continuations.begin() + static_cast<std::ptrdiff_t>(stop)},
+                                            call);  // [B, V] float32
+      // P(yes) / (P(yes) + P(no)) = sigmoid(logsumexp(yes) - logsumexp(no)): no full softmax needed.
+      const at::Tensor yes = at::logsumexp(logits.index_select(1, at::tensor(answer_ids.yes, at::kLong)), 1);
+      const at::Tensor no = at::logsumexp(logits.index_select(1, at::tensor(answer_ids.no, at::kLong)), 1);
+      const at::Tensor ratio = at::sigmoid((yes - no).to(at::kDouble));
+      for (std::int64_t b = 0; b < ratio.size(0); ++b) scores.push_back(ratio[b].item<double>());
+    }
+    return scores;
+  }
+
+  std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns, const GenerateLimits& limits,
+                       const CallContext& call) const override {
+    c10::InferenceMode guard;
+    if (turns.empty()) throw Error(ErrorCode::InvalidArgument, "generate: no chat turns");
+    if (limits.max_new_tokens < 0) throw Error(ErrorCode::InvalidArgument, "generate: max_new_tokens < 0");
+    const QwenImageContext* context = as_context(image);
+    std::vector<tokenizer::ChatMessage> messages;
+    bool image_placed = context == nullptr;
+    for (const ChatTurn& turn : turns) {
+      tokenizer::ChatMessage message;
+      message.role = turn.role == ChatTurn::Role::System ? "system"
+                     : turn.role == ChatTurn::Role::User ? "user"
+                                                         : "assistant";
+      if (!image_placed && turn.role == ChatTurn::Role::User) {
+        message.content.push_back(tokenizer::ChatContent::image());  // the image opens the first user turn
+        image_placed = true;
+      }
+      message.content.push_back(tokenizer::ChatContent::make_text(turn.text));
+      messages.push_back(std::move(message));
+    }
+    if (!image_placed) throw Error(ErrorCode::InvalidArgument, "generate: an image needs a user turn");
+    tokenizer::ChatTemplateOptions options;
+    options.add_generation_prompt = true;
+    const TokenIds ids = expand_images(tokenizer_.encode(tokenizer::render_qwen2_vl_chat(messages, options), false),
+                                       context != nullptr ? &context->grid : nullptr);
+
+    // Reuse the image prefix when the prompt starts with it (the default
+    // system turn); otherwise prefill this prompt's own head.
+    Prefix own_head;
+    const Prefix* prefix = nullptr;
+    if (context != nullptr && ids.size() > context->prefix.ids.size() &&
+        std::equal(context->prefix.ids.begin(), context->prefix.ids.end(), ids.begin())) {
+      prefix = &context->prefix;
+    } else {
+      own_head = prefill(TokenIds(ids.begin(), ids.end() - 1),
+                         context != nullptr ? context->image_features : at::Tensor(),
+                         context != nullptr ? std::vector<ImageGrid>{context->grid} : std::vector<ImageGrid>{}, call);
+      prefix = &own_head;
+    }
+    KvCache own;
+    TokenIds pending(ids.begin() + static_cast<std::ptrdiff_t>(prefix->ids.size()), ids.end());
+    std::int64_t position = static_cast<std::int64_t>(prefix->ids.size());
+    std::vector<std::int32_t> generated;
+    for (int step = 0; step < limits.max_new_tokens; ++step) {
+      call.check();
+      const at::Tensor logits = run(*prefix, {pending}, position, &own, call);  // [1, V]
+      position += static_cast<std::int64_t>(pending.size());
+      const auto next = static_cast<std::int32_t>(logits[0].argmax().item<std::int64_t>());
+      if (std::find(stop_ids_.begin(), stop_ids_.end(), next) != stop_ids_.end()) break;
+      generated.push_back(next);
+      pending = {next};
+      if (!limits.stop.empty()) {
+        const std::string text = tokenizer_.decode(generated, true);
+        for (const std::string& stop : limits.stop) {
+          const std::size_t at = stop.empty() ? std::string::npos : text.find(stop);
+          if (at != std::string::npos) return text.substr(0, at);
+        }
+      }
+    }
+    return tokenizer_.decode(generated, true);
+  }
+
+  std::string describe_answer_tokens(const AnswerWords& answers) const override {
+    const AnswerIds ids = resolve_answers(answers);
+    auto list = [&](const std::vector<std::int64_t>& group) {
+      std::vector<std::string> items;
+      for (std::int64_t id : group) {
+        items.push_back(fmt::format("{} '{}'", id, tokenizer_.decode({static_cast<std::int32_t>(id)}, false)));
+      }
+      return fmt::format("[{}]", fmt::join(items, ", "));
+    };
+    return fmt::format("yes={} no={}", list(ids.yes), list(ids.no));
+  }
+
+ private:
+  const QwenImageContext* as_context(const ImageContext* image) const {
+    if (image == nullptr) return nullptr;
+    const auto* context = dynamic_cast<const QwenImageContext*>(image);
+    if (context == nullptr) {
+      throw Error(ErrorCode::InvalidArgument, "the image context was not prepared by this Qwen2-VL model");
+    }
+    return context;
+  }
+
+  // Token ids of a one-user-turn prompt (default system turn, generation
+  // prompt), with the single <|image_pad|> expanded to the image's tokens.
+  TokenIds prompt_ids(const std::vector<tokenizer::ChatContent>& content, const ImageGrid* grid) const {
+    tokenizer::ChatTemplateOptions options;
+    options.add_generation_prompt = true;
+    const std::string text = tokenizer::render_qwen2_vl_chat({{"user", content}}, options);
+    return expand_images(tokenizer_.encode(text, false), grid);
+  }
+
+  TokenIds question_prompt(const std::string& question, const QwenImageContext* context) const {
+    std::vector<tokenizer::ChatContent> content;
+    if (context != nullptr) content.push_back(tokenizer::ChatContent::image());
+    content.push_back(tokenizer::ChatContent::make_text(question));
+    return prompt_ids(content, context != nullptr ? &context->grid : nullptr);
+  }
+
+  TokenIds expand_images(const std::vector<std::int32_t>& ids, const ImageGrid* grid) const {
+    const std::int64_t image_token = model_->config().image_token_id;
+    const std::int64_t merge = model_->config().vision.spatial_merge_size;
+    TokenIds out;
+    for (std::int32_t id : ids) {
+      if (id != image_token) {
+        out.push_back(id);
+        continue;
+      }
+      if (grid == nullptr) throw Error(ErrorCode::InvalidArgument, "the prompt has an image placeholder but no image");
+      out.insert(out.end(), static_cast<std::size_t>(grid->patches() / (merge * merge)), image_token);
+    }
+    return out;
+  }
+
+  Prefix prefill(TokenIds ids, const at::Tensor& image_features, const std::vector<ImageGrid>& grids,
+                 const CallContext& call) const {
+    Prefix prefix;
+    prefix.ids = std::move(ids);
+    const models::RopeIndex rope = model_->rope_index(prefix.ids, grids);
+    prefix.rope_delta = rope.delta;
+    if (prefix.ids.empty()) return prefix;
+    models::DecoderInput input;
+    input.embeds = model_->embed_prompt(prefix.ids, image_features);
+    input.position_ids = rope.position_ids;
+    input.cache = &prefix.cache;
+    input.call = &call;
+    model_->decoder().forward(input);
+    return prefix;
+  }
+
+  // Runs right-padded continuations after `prefix` (positions from `start`)
+  // and returns float32 logits [B, V] at each row's last real token.
+  at::Tensor run(const Prefix& prefix, const std::vector<TokenIds>& rows, std::int64_t start, KvCache* own,
+                 const CallContext& call) const {
+    std::size_t longest = 0;
+    for (const TokenIds& r : rows) longest = std::max(longest, r.size());
+    const auto batch = static_cast<std::int64_t>(rows.size()), steps = static_cast<std::int64_t>(longest);
+    at::Tensor ids = at::full({batch, steps}, pad_id_, at::kLong);
+    at::Tensor last = at::empty({batch}, at::kLong);
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const TokenIds& r = rows[static_cast<std::size_t>(b)];
+      ids[b].narrow(0, 0, static_cast<std::int64_t>(r.size())).copy_(at::tensor(r, at::kLong));
+      last[b] = static_cast<std::int64_t>(r.size()) - 1;
+    }
+    // Text after the image: all three M-RoPE rows equal index + rope delta.
+    at::Tensor positions =
+        (at::arange(start, start + steps, at::kLong) + prefix.rope_delta).view({1, 1, steps}).expand({3, batch, steps});
+    models::DecoderInput input;
+    input.embeds = model_->decoder().embed(ids);
+    input.position_ids = positions.contiguous();
+    input.shared_prefix = prefix.ids.empty() ? nullptr : &prefix.cache;
+    input.cache = own;
+    input.call = &call;
+    const at::Tensor hidden = model_->decoder().forward(input).last_hidden;  // [B, T, H]
+    // Causal attention + right padding: a row's real tokens never see its pads.
+    const at::Tensor picked = hidden.gather(1, last.view({batch, 1, 1}).expand({batch, 1, hidden.size(2)})).squeeze(1);
+    return model_->decoder().logits(picked);
+  }
+
+  at::Tensor last_logits(const Prefix& prefix, const std::vector<TokenIds>& rows, const CallContext& call) const {
+    return run(prefix, rows, static_cast<std::int64_t>(prefix.ids.size()), nullptr, call);
+  }
+
+  AnswerIds resolve_answers(const AnswerWords& answers) const {
+    return AnswerIds{answer_token_ids(answers.yes), answer_token_ids(answers.no)};
+  }
+
+  // The single-token spellings of `word`: as given, first letter lower and
+  // upper case, each with and without a leading space. If none is a single
+  // token, the first token of the word as given.
+  std::vector<std::int64_t> answer_token_ids(const std::string& word) const {
+    if (word.empty()) throw Error(ErrorCode::InvalidArgument, "answer word is empty");
+    std::vector<std::string> spellings{word};
+    std::string lower = word, upper = word;
+    lower[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(word[0])));
+    upper[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
+    spellings.push_back(upper);
+    spellings.push_back(lower);
+    std::vector<std::int64_t> ids;
+    for (const std::string& s : spellings) {
+      for (const std::string& spelling : {s, " " + s}) {
+        const auto encoded = tokenizer_.encode(spelling, false);
+        if (encoded.size() == 1 && std::find(ids.begin(), ids.end(), encoded[0]) == ids.end()) {
+          ids.push_back(encoded[0]);
+        }
+      }
+    }
+    if (ids.empty()) ids.push_back(tokenizer_.encode(word, false).at(0));
+    for (std::int64_t id : ids) {
+      if (id >= model_->config().text.vocab_size) {
+        throw Error(ErrorCode::InvalidModel, fmt::format("answer token {} is outside the model vocabulary", id));
+      }
+    }
+    return ids;
+  }
+
+  std::string dir_;
+  std::shared_ptr<const QwenVLModel> model_;
+  tokenizer::Tokenizer tokenizer_;
+  models::QwenImageProcessorConfig processor_;
+  std::string dtype_label_;
+  std::vector<std::int32_t> stop_ids_;
+  std::int64_t pad_id_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<const VisionLanguageModel> load_qwen_vl_judge(const ModelConfig& config) {
+  const runtime::ExecutionTarget target =
+      runtime::resolve_device(runtime::DeviceOptions{config.device, config.dtype, config.threads});
+  return std::make_shared<const QwenVLJudge>(config, target);
+}
+
+}  // namespace imgjudge::backends::torch

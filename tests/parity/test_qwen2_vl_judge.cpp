@@ -1,0 +1,155 @@
+// The Qwen2-VL VisionLanguageModel on a random-weight folder made with the real
+// Qwen2 tokenizer: batched, prefix-shared scores equal one-question-at-a-time
+// full forwards; m0; generation; answer tokens.
+#include "torch_catch.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "backends/torch/qwen2_vl_judge.hpp"
+#include "imgjudge/error.hpp"
+#include "models/qwen2_vl.hpp"
+#include "models/random_models.hpp"
+#include "tokenizer/chat_template.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace {
+
+using imgjudge::models::QwenVLModel;
+
+// A tiny Qwen2-VL (2 layers, width 64; ViT 2 blocks, width 32, 4 px patches).
+std::string make_tiny_qwen2_vl(const std::string& model_type) {
+  const std::string root = (std::filesystem::temp_directory_path() / ("imgjudge_test_" + model_type)).string();
+  std::filesystem::create_directories(root);
+  const std::string config_path = root + "/source_config.json";
+  std::ofstream(config_path) << fmt::format(R"({{
+    "model_type": "{}", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+    "tie_word_embeddings": true, "vocab_size": 1000, "image_token_id": 151655, "video_token_id": 151656,
+    "vision_start_token_id": 151652, "vision_end_token_id": 151653,
+    "rope_scaling": {{"type": "mrope", "mrope_section": [2, 3, 3]}},
+    "vision_config": {{"depth": 2, "embed_dim": 32, "hidden_size": {}, "out_hidden_size": 64,
+      "intermediate_size": 48, "num_heads": 4, "mlp_ratio": 2, "patch_size": 4, "spatial_merge_size": 2,
+      "temporal_patch_size": 2, "window_size": 16, "fullatt_block_indexes": [1], "in_channels": 3}}
+  }})", model_type, model_type == "qwen2_vl" ? 64 : 32);
+  imgjudge::models::RandomModelRequest request;
+  request.config_path = config_path;
+  request.tokenizer_dir = std::string(IMGJUDGE_TEST_DATA_DIR) + "/tokenizers/qwen2";
+  request.out_dir = root + "/model";
+  request.seed = 7;
+  imgjudge::models::make_random_model(request);
+  return request.out_dir;
+}
+
+imgjudge::Image test_image() {
+  imgjudge::Image image;
+  image.width = 37;
+  image.height = 29;
+  image.rgb.resize(static_cast<std::size_t>(image.width * image.height * 3));
+  for (std::size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = static_cast<std::uint8_t>((i * 37 + i / 7) % 251);
+  return image;
+}
+
+// The reference: one full forward of one prompt, no cache, no batching.
+double full_forward_score(const QwenVLModel& model, const imgjudge::tokenizer::Tokenizer& tok,
+                          const std::string& model_dir, const imgjudge::Image* image, const std::string& question) {
+  using imgjudge::tokenizer::ChatContent;
+  std::vector<ChatContent> content;
+  if (image != nullptr) content.push_back(ChatContent::image());
+  content.push_back(ChatContent::make_text(question));
+  imgjudge::tokenizer::ChatTemplateOptions options;
+  options.add_generation_prompt = true;
+  const auto encoded = tok.encode(imgjudge::tokenizer::render_qwen2_vl_chat({{"user", content}}, options), false);
+  std::vector<imgjudge::models::ImageGrid> grids;
+  at::Tensor features;
+  std::int64_t image_tokens = 0;
+  if (image != nullptr) {
+    const auto processor =
+        imgjudge::models::QwenImageProcessorConfig::from_file(model_dir + "/preprocessor_config.json");
+    const auto processed = imgjudge::models::qwen_preprocess_image(*image, processor);
+    grids.push_back(processed.grid);
+    features = model.encode_images(processed.pixel_values, grids);
+    image_tokens = features.size(0);
+  }
+  std::vector<std::int64_t> ids;
+  for (auto id : encoded) {
+    if (id == model.config().image_token_id) {
+      ids.insert(ids.end(), static_cast<std::size_t>(image_tokens), id);
+    } else {
+      ids.push_back(id);
+    }
+  }
+  imgjudge::models::DecoderInput input;
+  input.embeds = model.embed_prompt(ids, features);
+  input.position_ids = model.rope_index(ids, grids).position_ids;
+  const at::Tensor hidden = model.decoder().forward(input).last_hidden[0];
+  const at::Tensor probs = at::softmax(model.decoder().logits(hidden[hidden.size(0) - 1]).to(at::kDouble), 0);
+  double yes = 0, no = 0;
+  for (const char* word : {"Yes", " Yes", "yes", " yes"}) {
+    auto t = tok.encode(word, false);
+    if (t.size() == 1) yes += probs[t[0]].item<double>();
+  }
+  for (const char* word : {"No", " No", "no", " no"}) {
+    auto t = tok.encode(word, false);
+    if (t.size() == 1) no += probs[t[0]].item<double>();
+  }
+  return yes / (yes + no);
+}
+
+}  // namespace
+
+TEST_CASE("qwen vl judge: batched prefix-shared scores equal full forwards", "[parity][qwen2_vl][judge]") {
+  for (const std::string family : {"qwen2_vl", "qwen2_5_vl"}) {
+    INFO(family);
+    const std::string dir = make_tiny_qwen2_vl(family);
+    imgjudge::ModelConfig config;
+    config.model_dir = dir;
+    config.dtype = "float32";
+    config.threads = 1;
+    const auto judge = imgjudge::backends::torch::load_qwen_vl_judge(config);
+    const auto model = QwenVLModel::load(dir, at::kFloat, at::kCPU);
+    const auto tok = imgjudge::tokenizer::Tokenizer::load(dir);
+    const imgjudge::Image image = test_image();
+    const std::vector<imgjudge::Question> questions = {
+        {"a cat", "Is the following content visible via this image? Answer \"Yes\" or \"No\". Statement: a cat"},
+        {"x", "Is there blood?"},
+        {"long", "Is the following content visible via this image? Answer \"Yes\" or \"No\". Statement: a person "
+                 "holding a knife with visible bloody injuries on both arms"},
+    };
+    const imgjudge::CallContext call;
+    const auto context = judge->prepare(image, call);
+    const auto scores = judge->score(context.get(), questions, {}, call);
+    const auto priors = judge->score(nullptr, questions, {}, call);
+    REQUIRE(scores.size() == questions.size());
+    REQUIRE(priors.size() == questions.size());
+    for (std::size_t i = 0; i < questions.size(); ++i) {
+      const double with_image = full_forward_score(*model, tok, dir, &image, questions[i].prompt);
+      const double without = full_forward_score(*model, tok, dir, nullptr, questions[i].prompt);
+      INFO("question " << i << " batched " << scores[i] << " full " << with_image << " | m0 " << priors[i] << " full "
+                       << without);
+      CHECK(std::abs(scores[i] - with_image) <= 1e-4);
+      CHECK(std::abs(priors[i] - without) <= 1e-4);
+      CHECK(scores[i] > 0.0);
+      CHECK(scores[i] < 1.0);
+    }
+    // One question alone scores the same as inside the batch.
+    const auto single = judge->score(context.get(), {questions[1]}, {}, call);
+    CHECK(std::abs(single[0] - scores[1]) <= 1e-4);
+
+    const std::string described = judge->describe_answer_tokens({});
+    CHECK(described.find("'Yes'") != std::string::npos);
+    CHECK(described.find("'No'") != std::string::npos);
+
+    imgjudge::GenerateLimits limits;
+    limits.max_new_tokens = 5;
+    const std::string text =
+        judge->generate(context.get(), {{imgjudge::ChatTurn::Role::User, "Describe the image."}}, limits, call);
+    const std::string again =
+        judge->generate(context.get(), {{imgjudge::ChatTurn::Role::User, "Describe the image."}}, limits, call);
+    CHECK(text == again);  // greedy: deterministic
+    limits.max_new_tokens = 0;
+    CHECK(judge->generate(nullptr, {{imgjudge::ChatTurn::Role::User, "Hi"}}, limits, call).empty());
+  }
+}
