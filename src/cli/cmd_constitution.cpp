@@ -15,8 +15,9 @@ namespace {
 const char* kCheckHelp = R"(usage: imgjudge constitution check FILE [--json]
 
 Validates a constitution and prints a summary: rules, chain sizes, thresholds,
-content hash, and warnings (rules without chains, unobjectified text, repeated
-or near-empty statements). Errors name the line and column.
+content hash, and warnings (rules without chains, unobjectified text, repeated,
+near-empty or non-visual statements such as questions, intent or policy wording).
+Errors name the line and column.
 
 exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error
 )";
