@@ -9,6 +9,7 @@ const std::vector<Command>& commands() {
       {"constitution show-default", "print the bundled default constitution", run_constitution_show_default},
       {"constitution objectify", "rewrite rules in objective terms with a model, for review", run_constitution_objectify},
       {"constitution chains", "extract precondition chains with a model, for review", run_constitution_chains},
+      {"score", "show M(x,c), m0 and the strategy-1 decision of statements about one image", run_score},
       {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize},
       {"inspect-image", "decode images as the judge would and describe them", run_inspect_image},
       {"verify-fixture", "run a model family on a golden fixture and report max abs diffs", run_verify_fixture},

@@ -1,0 +1,218 @@
+// `imgjudge score`: ask a vision-language model the yes/no question of each
+// precondition statement about one image and show M(x,c), the language prior
+// m0 and the strategy-1 decision, so a rule author sees what the model answers
+// before writing a rule.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.hpp"
+#include "cli/commands.hpp"
+#include "imgjudge/backend.hpp"
+#include "imgjudge/constitution.hpp"
+#include "imgjudge/error.hpp"
+#include "imgjudge/image.hpp"
+#include "util/files.hpp"
+
+namespace imgjudge::cli {
+namespace {
+
+const char* kHelp = R"(usage: imgjudge score --model DIR --image FILE --questions FILE [options]
+
+Scores each precondition statement of FILE against one image and prints one
+JSON document: per statement the exact user prompt, M(x,c) = P(yes) with the
+image, the language prior m0 = P(yes) without it, and the paper's strategy-1
+decision (accept, reject or uncertain) with the default thresholds.
+
+questions file: one statement per line (blank lines and lines starting with '#'
+are skipped), or JSON lines {"statement": "..."}.
+
+options:
+  --model DIR               Hugging Face folder of the vision-language model (torch)
+  --image FILE              the image to ask about
+  --questions FILE          the statements, see above
+  --template TEXT           user prompt; must contain {statement}
+                            (default: the constitution's score template)
+  --backend NAME            torch (default) or scripted
+  --script FILE             answer script of the scripted backend
+  --device DEV              cpu (default) or cuda[:N]
+  --dtype T                 auto (default), float32 or bfloat16
+  --threads N               intra-op threads (default: all cores)
+
+exit status: 0 scored, 2 usage or input error
+)";
+
+// One batched score() call holds every question's KV cache at once: cap the
+// count and the file size so a wrong file cannot exhaust memory.
+constexpr std::size_t kMaxQuestions = 256;
+constexpr std::size_t kMaxQuestionsFileBytes = 1u << 20;
+constexpr std::size_t kMaxStatementBytes = 4096;
+const std::string kPlaceholder = "{statement}";
+
+std::string trim(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+// Statements of a questions file: plain lines or JSON lines {"statement": ...}.
+std::vector<std::string> read_statements(const std::string& path) {
+  const std::string text = util::read_file_text(path, kMaxQuestionsFileBytes);
+  std::vector<std::string> statements;
+  std::size_t line_number = 0;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = trim(text.substr(start, end - start));
+    start = end + 1;
+    ++line_number;
+    if (line.empty() || line[0] == '#') continue;
+    const auto where = fmt::format("{}:{}", path, line_number);
+    std::string statement = line;
+    if (line[0] == '{') {
+      const auto object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (object.is_discarded() || !object.is_object()) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("{}: not a valid JSON object", where));
+      }
+      const auto it = object.find("statement");
+      if (it == object.end() || !it->is_string()) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("{}: missing string key \"statement\"", where));
+      }
+      statement = trim(it->get<std::string>());
+      if (statement.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("{}: empty statement", where));
+    }
+    if (statement.size() > kMaxStatementBytes) {
+      throw Error(ErrorCode::LimitExceeded,
+                  fmt::format("{}: statement of {} bytes, at most {}", where, statement.size(), kMaxStatementBytes));
+    }
+    if (statements.size() == kMaxQuestions) {
+      throw Error(ErrorCode::LimitExceeded, fmt::format("{}: more than {} statements", where, kMaxQuestions));
+    }
+    statements.push_back(std::move(statement));
+  }
+  if (statements.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("{}: no statements", path));
+  return statements;
+}
+
+// Replaces every {statement} in the template, as the Judge does.
+std::string render(const std::string& template_text, const std::string& statement) {
+  std::string out = template_text;
+  for (std::size_t at = out.find(kPlaceholder); at != std::string::npos;
+       at = out.find(kPlaceholder, at + statement.size())) {
+    out.replace(at, kPlaceholder.size(), statement);
+  }
+  return out;
+}
+
+// Strategy 1 of the paper (the Judge's rule): compare M(x,c) with the prior m0.
+const char* strategy1_decision(double score, double prior, const Thresholds& t) {
+  if (score - prior < -t.reject_factor * prior) return "reject";
+  if (score - prior > t.accept_factor * (1.0 - prior)) return "accept";
+  return "uncertain";
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+}
+
+}  // namespace
+
+int run_score(const Argv& argv) {
+  const Args args(argv,
+                  {"backend", "model", "script", "image", "questions", "template", "device", "dtype", "threads"},
+                  {"help"});
+  if (args.flag("help")) {
+    fmt::print("{}", kHelp);
+    return 0;
+  }
+  for (const char* required : {"image", "questions"}) {
+    if (!args.value(required)) {
+      fmt::print(stderr, "imgjudge score: --{} is required\n\n{}", required, kHelp);
+      return 2;
+    }
+  }
+  const std::string question_template = args.value_or("template", QuestionTemplates{}.score);
+  if (question_template.find(kPlaceholder) == std::string::npos) {
+    fmt::print(stderr, "imgjudge score: --template must contain the placeholder {{statement}}\n");
+    return 2;
+  }
+
+  ModelConfig config;
+  config.backend = args.value_or("backend", "torch");
+  config.model_dir = args.value_or("model", "");
+  config.script_path = args.value_or("script", "");
+  config.device = args.value_or("device", "cpu");
+  config.dtype = args.value_or("dtype", "auto");
+  config.threads = args.int_value_or("threads", 0);
+  if (config.backend == "torch" && config.model_dir.empty()) {
+    fmt::print(stderr, "imgjudge score: no model given (--model DIR)\n");
+    return 2;
+  }
+
+  // Inputs first: a bad questions file or image must not wait for a model load.
+  const std::string image_path = *args.value("image");
+  const std::string questions_path = *args.value("questions");
+  const std::vector<std::string> statements = read_statements(questions_path);
+  std::vector<Question> questions;
+  for (const auto& statement : statements) questions.push_back({statement, render(question_template, statement)});
+
+  using Clock = std::chrono::steady_clock;
+  auto started = Clock::now();
+  const Image image = load_image_file(image_path);
+  const double decode_ms = elapsed_ms(started);
+
+  started = Clock::now();
+  const Models models = load_models(config);
+  const double load_ms = elapsed_ms(started);
+  if (!models.vlm) throw Error(ErrorCode::InvalidArgument, fmt::format("backend '{}' gave no vision-language model", config.backend));
+  const VisionLanguageModel& vlm = *models.vlm;
+  if (!vlm.capabilities().score_without_image) {
+    throw Error(ErrorCode::Unsupported, fmt::format("{} cannot score without an image (no m0)", vlm.model_id()));
+  }
+
+  const CallContext call;
+  const AnswerWords answers;
+  started = Clock::now();
+  const auto context = vlm.prepare(image, call);
+  const double prepare_ms = elapsed_ms(started);
+
+  started = Clock::now();
+  const std::vector<double> scores = vlm.score(context.get(), questions, answers, call);
+  const double scoring_ms = elapsed_ms(started);
+
+  started = Clock::now();
+  const std::vector<double> priors = vlm.score(nullptr, questions, answers, call);
+  const double priors_ms = elapsed_ms(started);
+  if (scores.size() != questions.size() || priors.size() != questions.size()) {
+    throw Error(ErrorCode::Backend, fmt::format("{} returned {} scores and {} priors for {} questions", vlm.model_id(),
+                                                scores.size(), priors.size(), questions.size()));
+  }
+
+  const Thresholds thresholds;
+  nlohmann::json results = nlohmann::json::array();
+  for (std::size_t i = 0; i < questions.size(); ++i) {
+    results.push_back({{"statement", questions[i].statement},
+                       {"prompt", questions[i].prompt},
+                       {"score", scores[i]},
+                       {"prior", priors[i]},
+                       {"decision", strategy1_decision(scores[i], priors[i], thresholds)}});
+  }
+  const nlohmann::json document = {
+      {"schema", "imgjudge.score/1"},
+      {"model", vlm.model_id()},
+      {"answer_tokens", vlm.describe_answer_tokens(answers)},
+      {"image", {{"file", image_path}, {"hash", image.content_hash()}, {"width", image.width}, {"height", image.height}}},
+      {"thresholds", {{"reject_factor", thresholds.reject_factor}, {"accept_factor", thresholds.accept_factor}}},
+      {"questions", results},
+      {"timings_ms",
+       {{"decode", decode_ms}, {"load", load_ms}, {"prepare", prepare_ms}, {"scoring", scoring_ms}, {"priors", priors_ms}}},
+  };
+  fmt::print("{}\n", document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return 0;
+}
+
+}  // namespace imgjudge::cli
