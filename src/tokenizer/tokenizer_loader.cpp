@@ -557,11 +557,18 @@ std::shared_ptr<Impl> load_fast(const std::string& dir) {
   register_special_names(*impl, read_special_names(config, config_path, {}));
   impl->model_max_length = max_length_field(config);
   impl->clean_up_tokenization_spaces = bool_field(config, "clean_up_tokenization_spaces", config_path, "config");
+  // These two are read outside the try above, so their types are checked here
+  // (found by tests/fuzz: a string pad_id escaped as a json::type_error).
   if (!impl->pad && root.contains("padding") && root["padding"].is_object() && root["padding"].contains("pad_id")) {
-    impl->pad = root["padding"]["pad_id"].get<std::int32_t>();
+    const json& pad_id = root["padding"]["pad_id"];
+    if (!pad_id.is_number_integer()) bad_field(path, "padding.pad_id", "must be an integer");
+    impl->pad = pad_id.get<std::int32_t>();
   }
-  if (!impl->model_max_length && root.contains("truncation") && root["truncation"].is_object()) {
-    impl->model_max_length = root["truncation"].value("max_length", std::size_t{0});
+  if (!impl->model_max_length && root.contains("truncation") && root["truncation"].is_object() &&
+      root["truncation"].contains("max_length") && !root["truncation"]["max_length"].is_null()) {
+    const json& max_length = root["truncation"]["max_length"];
+    if (!max_length.is_number_unsigned()) bad_field(path, "truncation.max_length", "must be a non-negative integer");
+    impl->model_max_length = max_length.get<std::size_t>();
     if (impl->model_max_length == std::size_t{0}) impl->model_max_length.reset();
   }
   return impl;
