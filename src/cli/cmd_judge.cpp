@@ -10,6 +10,7 @@
 
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
+#include "cli/progress.hpp"
 #include "imgjudge/judge.hpp"
 
 namespace imgjudge::cli {
@@ -40,27 +41,6 @@ output:
 exit status: 0 all images safe, 1 at least one unsafe, 2 usage or setup error,
              3 at least one image could not be judged (and none was unsafe)
 )";
-
-// One-line progress bar on stderr, only when stderr is a terminal.
-class Progress {
- public:
-  Progress(std::size_t total, bool enabled) : total_(total), enabled_(enabled && total > 1 && isatty(2)) {}
-  void update(std::size_t done, const std::string& label) const {
-    if (!enabled_) return;
-    const int width = 30;
-    const int filled = static_cast<int>(width * done / total_);
-    fmt::print(stderr, "\r[{}{}] {}/{} {:<40.40}", std::string(filled, '#'), std::string(width - filled, ' '),
-               done, total_, label);
-    std::fflush(stderr);
-  }
-  void finish() const {
-    if (enabled_) fmt::print(stderr, "\r{:<90}\r", "");
-  }
-
- private:
-  std::size_t total_;
-  bool enabled_;
-};
 
 void print_human(const std::string& file, const Verdict& v) {
   std::size_t judged = 0;

@@ -11,6 +11,7 @@ const std::vector<Command>& commands() {
       {"constitution chains", "extract precondition chains with a model, for review", run_constitution_chains},
       {"score", "show M(x,c), m0 and the strategy-1 decision of statements about one image", run_score},
       {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize},
+      {"eval", "measure a judge on a labelled image set (metrics, ablations, report)", run_eval},
       {"inspect-image", "decode images as the judge would and describe them", run_inspect_image},
       {"verify-fixture", "run a model family on a golden fixture and report max abs diffs", run_verify_fixture},
       {"make-random-model", "write a model folder with random weights for a config.json", run_make_random_model},

@@ -1,0 +1,154 @@
+// `imgjudge eval`: measure a judge on a labelled image set (docs/evaluation.md).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.hpp"
+#include "cli/commands.hpp"
+#include "cli/progress.hpp"
+#include "eval/labels.hpp"
+#include "eval/metrics.hpp"
+#include "eval/report.hpp"
+#include "eval/results.hpp"
+#include "eval/runner.hpp"
+#include "imgjudge/judge.hpp"
+#include "util/files.hpp"
+
+namespace imgjudge::cli {
+namespace {
+
+const char* kHelp = R"(usage: imgjudge eval --labels FILE (--results FILE | --report DIR) [options]
+
+Judges every labelled image (and again for each ablation), appending each result to a
+results file as it comes; a rerun skips what the file already holds. Prints the metrics as
+JSON on stdout and, with --report, writes DIR/report.md with its tables and PNG plots.
+
+data:
+  --labels FILE             CSV (image,label[,rules]) or JSON lines; image paths relative to it
+  --results FILE            JSON-lines results, appended to (default with --report: DIR/results.jsonl)
+  --restart                 empty the results file first instead of resuming
+  --report DIR              write DIR/report.md, DIR/metrics.json and the plots
+models:
+  --backend NAME            torch (default) or scripted
+  --model DIR               Hugging Face folder of the vision-language model (torch)
+  --relevance-model DIR     Hugging Face folder of CLIP/SigLIP for relevance scanning (optional)
+  --script FILE             answer script of the scripted backend
+  --device DEV              cpu (default) or cuda[:N]
+  --dtype T                 auto (default), float32 or bfloat16
+  --threads N               intra-op threads (default: all cores)
+method:
+  --constitution FILE       TOML rules (default: the bundled default constitution)
+  --ablate LIST             also run with each listed stage off, as extra columns:
+                            relevance,debias,chains,cascade,early-exit
+  --quiet                   no progress bar or summary on stderr
+
+exit status: 0 done (images that could not be judged are counted as errors), 2 usage or setup error
+)";
+
+}  // namespace
+
+int run_eval(const Argv& argv) {
+  const Args args(argv,
+                  {"backend", "model", "relevance-model", "script", "device", "dtype", "threads", "constitution",
+                   "labels", "results", "report", "ablate"},
+                  {"quiet", "help", "restart"});
+  if (args.flag("help")) {
+    fmt::print("{}", kHelp);
+    return 0;
+  }
+  if (!args.value("labels")) {
+    fmt::print(stderr, "imgjudge eval: --labels is required\n\n{}", kHelp);
+    return 2;
+  }
+  const std::string report_dir = args.value_or("report", "");
+  if (!args.value("results") && report_dir.empty()) {
+    fmt::print(stderr, "imgjudge eval: give --results FILE or --report DIR\n\n{}", kHelp);
+    return 2;
+  }
+  const bool quiet = args.flag("quiet");
+
+  const eval::LabelSet labels = eval::load_labels(*args.value("labels"));
+  const Constitution constitution = args.value("constitution") ? Constitution::from_file(*args.value("constitution"))
+                                                               : Constitution::builtin_default();
+  eval::check_rules_exist(labels, constitution);
+  const auto ablations = eval::make_ablations(args.value_or("ablate", ""));
+
+  if (!report_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(report_dir, ec);
+    if (ec) throw Error(ErrorCode::Io, fmt::format("{}: cannot create the report folder: {}", report_dir, ec.message()));
+  }
+  eval::ResultsFile results(args.value_or("results", util::join_path(report_dir, "results.jsonl")),
+                            args.flag("restart"));
+  if (results.dropped_bytes() > 0 && !quiet) {
+    fmt::print(stderr, "imgjudge eval: {}: dropped an incomplete last line ({} bytes); judging that image again\n",
+               results.path(), results.dropped_bytes());
+  }
+
+  // Models are loaded only if something is left to judge: a rerun for the report is instant.
+  std::size_t pending = 0;
+  for (const auto& ablation : ablations) {
+    for (const auto& image : labels.images) pending += results.find(ablation.name, image.image) == nullptr;
+  }
+  Models models;
+  if (pending > 0) {
+    ModelConfig config;
+    config.backend = args.value_or("backend", "torch");
+    config.model_dir = args.value_or("model", "");
+    config.relevance_model_dir = args.value_or("relevance-model", "");
+    config.script_path = args.value_or("script", "");
+    config.device = args.value_or("device", "cpu");
+    config.dtype = args.value_or("dtype", "auto");
+    config.threads = args.int_value_or("threads", 0);
+    models = load_models(config);
+  }
+
+  const Progress progress(labels.images.size() * ablations.size(), !quiet);
+  const eval::RunCounts counts =
+      eval::run_evaluation(constitution, models, labels, ablations, results,
+                           [&](std::size_t done, std::size_t, const std::string& label) { progress.update(done, label); });
+  progress.finish();
+
+  eval::ReportInput report;
+  report.constitution = &constitution;
+  report.labels = &labels;
+  report.results_path = results.path();
+  for (const auto& ablation : ablations) {
+    report.metrics.push_back(
+        eval::compute_metrics(constitution, labels, results.records(), ablation.name, ablation.description));
+  }
+  report.scores = eval::collect_item_scores(labels, results.records(), "full");
+  report.relevance = eval::relevance_curve(constitution, labels, results.records(), "full");
+
+  nlohmann::json output = {
+      {"schema", "imgjudge.eval/1"},
+      {"constitution", {{"name", constitution.name}, {"version", constitution.version}, {"hash", constitution.hash}}},
+      {"labels", labels.source},
+      {"results", results.path()},
+      {"images", labels.images.size()},
+      {"run", {{"judged", counts.judged}, {"failed", counts.failed}, {"resumed", counts.resumed}}},
+      {"ablations", nlohmann::json::array()},
+      {"report", nullptr}};
+  for (const auto& m : report.metrics) output["ablations"].push_back(eval::to_json(m));
+  // The curve's points go to the plot; stdout keeps the summary at the configured thresholds.
+  output["relevance"] = eval::to_json(report.relevance);
+  output["relevance"].erase("points");
+
+  if (!report_dir.empty()) {
+    output["report"] = eval::write_report(report_dir, report);
+    std::ofstream metrics_file(util::join_path(report_dir, "metrics.json"), std::ios::trunc);
+    metrics_file << output.dump(2) << '\n';
+  }
+  fmt::print("{}\n", output.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!quiet) {
+    fmt::print(stderr, "imgjudge eval: judged {} ({} could not be judged), resumed {}{}\n", counts.judged,
+               counts.failed, counts.resumed,
+               report_dir.empty() ? "" : fmt::format("; report: {}", output["report"].get<std::string>()));
+  }
+  return 0;
+}
+
+}  // namespace imgjudge::cli
