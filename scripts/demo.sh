@@ -42,11 +42,13 @@ if "$imgjudge" make-random-model --help >/dev/null 2>&1 &&
    "$imgjudge" make-random-model --config examples/demo/tiny-clip.json \
        --tokenizer tests/data/tokenizers/clip --out "$random_dir/clip" --seed 1 >/dev/null 2>&1; then
   banner "WARNING: no real model configured (IMGJUDGE_MODEL is unset)." \
-         "Judging with TINY RANDOM-WEIGHT models generated in $random_dir:" \
+         "Judging with a TINY RANDOM-WEIGHT Qwen2-VL generated in $random_dir" \
+         "(relevance scanning off: a random CLIP would skip every rule):" \
          "the pipeline runs for real, but THE VERDICTS ARE MEANINGLESS." \
          "For real verdicts: IMGJUDGE_MODEL=/path/to/Qwen2-VL-2B-Instruct \\" \
          "  IMGJUDGE_RELEVANCE_MODEL=/path/to/clip-vit-base-patch16 scripts/demo.sh"
-  judge --model "$random_dir/qwen2-vl" --relevance-model "$random_dir/clip" "${images[@]}"
+  # Random CLIP embeddings would skip every rule; judge them all, with short reasoning turns.
+  judge --model "$random_dir/qwen2-vl" --no-relevance --reasoning-tokens 24 "${images[@]}"
   exit 0
 fi
 

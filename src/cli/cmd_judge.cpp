@@ -32,6 +32,7 @@ constitution and method:
   --constitution FILE       TOML rules (default: the bundled default constitution)
   --no-relevance --no-debias --no-chains --no-cascade --no-early-exit
                             switch a stage off (ablations)
+  --reasoning-tokens N      token budget of each cascaded-reasoning turn (default 512)
   --timeout-ms N            per-image deadline
 output:
   --json                    one JSON object per line: the verdict plus "file"
@@ -65,7 +66,7 @@ void print_human(const std::string& file, const Verdict& v) {
 int run_judge(const Argv& argv) {
   const Args args(argv,
                   {"backend", "model", "relevance-model", "script", "device", "dtype", "threads",
-                   "constitution", "timeout-ms"},
+                   "constitution", "timeout-ms", "reasoning-tokens"},
                   {"json", "quiet", "help", "no-relevance", "no-debias", "no-chains", "no-cascade",
                    "no-early-exit"});
   if (args.flag("help")) {
@@ -92,6 +93,10 @@ int run_judge(const Argv& argv) {
   options.chains = !args.flag("no-chains");
   options.cascade = !args.flag("no-cascade");
   options.early_exit = !args.flag("no-early-exit");
+  options.reasoning_limits.max_new_tokens = args.int_value_or("reasoning-tokens", options.reasoning_limits.max_new_tokens);
+  if (options.reasoning_limits.max_new_tokens < 1) {
+    throw Error(ErrorCode::InvalidArgument, "--reasoning-tokens must be at least 1");
+  }
   const int timeout_ms = args.int_value_or("timeout-ms", 0);
 
   Constitution constitution = args.value("constitution") ? Constitution::from_file(*args.value("constitution"))

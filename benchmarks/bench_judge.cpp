@@ -1,0 +1,270 @@
+// imgjudge end-to-end benchmark (docs/performance.md).
+//
+// One process, one model, the same images, two ways of asking the same 42
+// questions (14 rules x 3 chain items, early exit / relevance / cascade off):
+//   naive     the paper's loop: for every question the image is encoded and the
+//             whole prompt prefilled from scratch, and m0 is recomputed per image;
+//   imgjudge  the Judge: image encoded once, prefix KV shared by a batched pass,
+//             m0 and prompts cached at construction.
+// Then the components one by one, each as achieved GFLOP/s next to the GEMM
+// GFLOP/s of the same machine at the same shapes. Prints JSON.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "backends/torch/qwen_vl_probe.hpp"
+#include "image/resize.hpp"
+#include "imgjudge/imgjudge.hpp"
+#include "models/random_models.hpp"
+#include "runtime/gemm_probe.hpp"
+#include "util/files.hpp"
+
+using namespace imgjudge;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+const char* kHelp = R"(usage: imgjudge_bench [--quick] [--model DIR] [--dtype bfloat16|float32] [--threads N]
+                      [--sizes 448,896] [--images N] [--out FILE]
+
+Without --model, a random-weight Qwen2-VL-2B-shaped folder is generated once in
+build/bench-models/ (--quick: the reduced variant, 4 text + 4 vision layers).
+--quick: reduced model, 448x448 only, 1 image (under 3 minutes on 2 cores).
+)";
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
+}
+
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+std::int64_t folder_weight_bytes(const std::string& dir) {
+  std::int64_t total = 0;
+  for (const char* name : {"model.safetensors"}) {
+    std::ifstream file(util::join_path(dir, name), std::ios::binary | std::ios::ate);
+    if (file) total += static_cast<std::int64_t>(file.tellg());
+  }
+  return total;
+}
+
+// A real photo (examples/images) resized to size x size with PIL-exact bicubic.
+Image test_image(int size, int index) {
+  static const char* files[] = {"chelsea.png", "coffee.png", "rocket.jpg"};
+  const Image photo = load_image_file(std::string(IMGJUDGE_SOURCE_DIR "/examples/images/") + files[index % 3]);
+  return image::resize(photo, size, size, image::Resample::Bicubic);
+}
+
+std::string ensure_random_model(bool reduced, const std::string& dtype) {
+  const std::string name = reduced ? "qwen2-vl-2b-reduced" : "qwen2-vl-2b";
+  const std::string dir = std::string("build/bench-models/") + name + "-" + dtype;
+  if (util::file_exists(util::join_path(dir, "model.safetensors"))) return dir;
+  fmt::print(stderr, "bench: generating random-weight {} in {} (once)\n", name, dir);
+  models::RandomModelRequest request;
+  request.config_path = std::string(IMGJUDGE_SOURCE_DIR "/benchmarks/models/") + name + ".json";
+  request.tokenizer_dir = IMGJUDGE_SOURCE_DIR "/tests/data/tokenizers/qwen2";
+  request.out_dir = dir;
+  request.seed = 1;
+  request.dtype = dtype == "float32" ? "f32" : "bf16";
+  models::make_random_model(request);
+  // The real Qwen2-VL-2B image processor (pixel budget up to 16384 tokens), not the tiny test one.
+  std::ifstream source(IMGJUDGE_SOURCE_DIR "/benchmarks/models/preprocessor_config.json");
+  std::ofstream(util::join_path(dir, "preprocessor_config.json")) << source.rdbuf();
+  return dir;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  bool quick = false;
+  std::string model_dir, dtype = "bfloat16", out_path;
+  int threads = 0, images_per_size = 2;
+  std::vector<int> sizes = {448, 896};
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw Error(ErrorCode::InvalidArgument, args[i] + " needs a value");
+      return args[++i];
+    };
+    if (args[i] == "--quick") quick = true;
+    else if (args[i] == "--model") model_dir = value();
+    else if (args[i] == "--dtype") dtype = value();
+    else if (args[i] == "--threads") threads = std::stoi(value());
+    else if (args[i] == "--images") images_per_size = std::stoi(value());
+    else if (args[i] == "--out") out_path = value();
+    else if (args[i] == "--sizes") {
+      sizes.clear();
+      std::string list = value();
+      for (std::size_t start = 0; start < list.size();) {
+        std::size_t comma = list.find(',', start);
+        if (comma == std::string::npos) comma = list.size();
+        sizes.push_back(std::stoi(list.substr(start, comma - start)));
+        start = comma + 1;
+      }
+    } else if (args[i] == "--help") {
+      fmt::print("{}", kHelp);
+      return 0;
+    } else {
+      fmt::print(stderr, "imgjudge_bench: unknown argument {}\n{}", args[i], kHelp);
+      return 2;
+    }
+  }
+  if (quick) {
+    sizes = {448};
+    images_per_size = 1;
+  }
+  threads = runtime::set_threads(threads);
+  if (model_dir.empty()) model_dir = ensure_random_model(quick, dtype);
+
+  ModelConfig config;
+  config.model_dir = model_dir;
+  config.dtype = dtype;
+  config.threads = threads;
+  auto load_start = Clock::now();
+  const Models models = load_models(config);
+  const double load_s = seconds_since(load_start);
+  const Constitution constitution = Constitution::from_file(IMGJUDGE_SOURCE_DIR "/benchmarks/constitution-14x3.toml");
+
+  JudgeOptions options;
+  options.relevance = false;
+  options.cascade = false;
+  options.early_exit = false;
+  auto construct_start = Clock::now();
+  const Judge judge(constitution, models, options);
+  const double construct_s = seconds_since(construct_start);
+
+  std::vector<Question> questions;
+  for (const auto& rule : constitution.rules) {
+    for (const auto& item : rule.chain) {
+      for (const auto& statement : item.any_of) {
+        std::string prompt = rule.questions.score;
+        prompt.replace(prompt.find("{statement}"), 11, statement);
+        questions.push_back({statement, prompt});
+      }
+    }
+  }
+
+  json results = json::array();
+  for (int size : sizes) {
+    double naive_s = 0, judge_s = 0, max_score_diff = 0;
+    StageTimings stages;
+    for (int n = 0; n < images_per_size; ++n) {
+      const Image image = test_image(size, n);
+      // naive: every question from scratch, m0 per image.
+      std::map<std::string, double> naive_scores;
+      auto start = Clock::now();
+      for (const auto& question : questions) {
+        const auto context = models.vlm->prepare(image, CallContext{});
+        naive_scores[question.statement] = models.vlm->score(context.get(), {question}, options.answers, CallContext{}).at(0);
+        models.vlm->score(nullptr, {question}, options.answers, CallContext{});
+      }
+      naive_s += seconds_since(start);
+      // imgjudge
+      start = Clock::now();
+      const Verdict verdict = judge.judge(image);
+      judge_s += seconds_since(start);
+      stages.prepare_ms += verdict.timings.prepare_ms;
+      stages.scoring_ms += verdict.timings.scoring_ms;
+      // Both must have asked the same questions and got the same answers.
+      int compared = 0;
+      for (const auto& rule : verdict.rules) {
+        for (const auto& item : rule.items) {
+          for (const auto& s : item.statements) {
+            max_score_diff = std::max(max_score_diff, std::abs(s.score - naive_scores.at(s.statement)));
+            ++compared;
+          }
+        }
+      }
+      if (compared != static_cast<int>(questions.size())) {
+        throw Error(ErrorCode::Internal, fmt::format("judge asked {} questions, naive {}", compared, questions.size()));
+      }
+    }
+    const double images = images_per_size;
+    results.push_back({{"image_size", size},
+                       {"images", images_per_size},
+                       {"questions_per_image", questions.size()},
+                       {"naive", {{"seconds_per_image", naive_s / images}, {"images_per_s", images / naive_s},
+                                  {"questions_per_s", images * questions.size() / naive_s}}},
+                       {"imgjudge", {{"seconds_per_image", judge_s / images}, {"images_per_s", images / judge_s},
+                                     {"questions_per_s", images * questions.size() / judge_s},
+                                     {"prepare_ms_per_image", stages.prepare_ms / images},
+                                     {"scoring_ms_per_image", stages.scoring_ms / images}}},
+                       {"speedup_vs_naive", naive_s / judge_s},
+                       {"max_score_difference_vs_naive", max_score_diff}});
+    fmt::print(stderr, "bench: {}x{}: naive {:.2f} s/image, imgjudge {:.2f} s/image, speedup {:.1f}x\n", size, size,
+               naive_s / images, judge_s / images, naive_s / judge_s);
+  }
+
+  // Components at the first size, each next to the same-shape GEMM.
+  backends::torch::ComponentRequest request;
+  request.model_dir = model_dir;
+  request.dtype = dtype;
+  request.batch = static_cast<int>(questions.size());
+  const auto components = backends::torch::probe_qwen_vl_components(request, test_image(sizes.front(), 0));
+  auto gemm = [&](std::int64_t m, std::int64_t k, std::int64_t n) { return runtime::probe_gemm(m, k, n, dtype); };
+  const auto gemm_vision = gemm(components.vision.tokens, components.vision_width, components.vision_intermediate);
+  const auto gemm_prefill = gemm(components.prefix_tokens, components.hidden_size, components.intermediate_size);
+  const auto gemm_scoring = gemm(components.scoring.tokens, components.hidden_size, components.intermediate_size);
+  const auto gemm_decode = gemm(1, components.hidden_size, components.intermediate_size);
+  auto component_json = [](const backends::torch::ComponentTiming& c, const runtime::GemmProbe& g) {
+    return json{{"seconds", c.seconds}, {"tokens", c.tokens}, {"gflop", c.flops / 1e9},
+                {"achieved_gflops", c.gflops()}, {"gemm_gflops_same_shape", g.gflops},
+                {"gemm_shape", {g.m, g.k, g.n}}, {"efficiency", c.gflops() / g.gflops}};
+  };
+  json report = {
+      {"benchmark", "imgjudge.bench_judge/1"},
+      {"machine", {{"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()}}},
+      {"model", {{"dir", model_dir}, {"config", json::parse(util::read_file_text(util::join_path(model_dir, "config.json")))}}},
+      {"dtype", dtype},
+      {"threads", threads},
+      {"quick", quick},
+      {"weights_bytes", folder_weight_bytes(model_dir)},
+      {"load_seconds", load_s},
+      {"judge_construction_seconds", construct_s},
+      {"workload", {{"rules", constitution.rules.size()}, {"questions", questions.size()},
+                    {"early_exit", false}, {"relevance", false}, {"cascade", false}}},
+      {"end_to_end", results},
+      {"speedup_vs_naive", results.front()["speedup_vs_naive"]},
+      {"images_per_s", results.front()["imgjudge"]["images_per_s"]},
+      {"components", {{"image_size", sizes.front()},
+                      {"image_tokens", components.image_tokens},
+                      {"prefix_tokens", components.prefix_tokens},
+                      {"vision", component_json(components.vision, gemm_vision)},
+                      {"prefill", component_json(components.prefill, gemm_prefill)},
+                      {"scoring", component_json(components.scoring, gemm_scoring)},
+                      {"decode", component_json(components.decode, gemm_decode)}}},
+      {"prefill_efficiency", components.prefill.gflops() / gemm_prefill.gflops},
+      {"scoring_efficiency", components.scoring.gflops() / gemm_scoring.gflops},
+      {"peak_rss_bytes", peak_rss_bytes()},
+  };
+  const std::string text = report.dump(2);
+  fmt::print("{}\n", text);
+  if (!out_path.empty()) std::ofstream(out_path) << text << "\n";
+  return 0;
+} catch (const Error& e) {
+  fmt::print(stderr, "imgjudge_bench: error [{}]: {}\n", error_code_name(e.code()), e.what());
+  return 2;
+}

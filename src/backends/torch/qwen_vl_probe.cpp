@@ -1,0 +1,157 @@
+#include "backends/torch/qwen_vl_probe.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <vector>
+
+#include "models/qwen2.hpp"
+#include "models/qwen2_vl.hpp"
+#include "runtime/device.hpp"
+#include "util/files.hpp"
+
+namespace imgjudge::backends::torch {
+namespace {
+
+double median_seconds(int repetitions, const std::function<void()>& run) {
+  run();  // warm-up (oneDNN primitives, allocations)
+  std::vector<double> times;
+  for (int i = 0; i < std::max(1, repetitions); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// FLOPs of `tokens` new tokens through the decoder, each attending to
+// `context` earlier positions plus (causally) the new ones before it.
+double decoder_flops(const models::Qwen2Config& c, double tokens, double context) {
+  const double q_out = double(c.num_heads) * c.head_dim;
+  const double kv_out = double(c.num_kv_heads) * c.head_dim;
+  const double projections = 2.0 * tokens * c.hidden_size * (2 * q_out + 2 * kv_out);
+  const double mlp = 2.0 * tokens * c.hidden_size * c.intermediate_size * 3;
+  const double attention = 4.0 * tokens * (context + (tokens + 1) / 2.0) * q_out;
+  return double(c.num_layers) * (projections + mlp + attention);
+}
+
+double vision_flops(const models::QwenVisionConfig& v, std::int64_t out_hidden, double patches) {
+  const double d = double(v.hidden_size);
+  const double embed = 2.0 * patches * v.patch_dim() * d;
+  // qkv + proj, the MLP (two matrices for GELU MLPs, three for SwiGLU), full attention per image.
+  const double mlp_matrices = v.hidden_act == "silu" ? 3.0 : 2.0;
+  const double per_layer = 2.0 * patches * d * 4 * d + 2.0 * patches * d * v.intermediate_size * mlp_matrices +
+                           4.0 * patches * patches * d;
+  const double merged = patches / double(v.spatial_merge_size * v.spatial_merge_size);
+  const double merge_width = d * v.spatial_merge_size * v.spatial_merge_size;
+  const double merger = 2.0 * merged * merge_width * merge_width + 2.0 * merged * merge_width * out_hidden;
+  return embed + double(v.depth) * per_layer + merger;
+}
+
+}  // namespace
+
+QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const Image& image) {
+  at::NoGradGuard no_grad;
+  const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", request.dtype, 0});
+  const auto model = models::QwenVLModel::load(request.model_dir, target.dtype, target.device);
+  const auto& config = model->config();
+  const auto processor = models::QwenImageProcessorConfig::from_file(
+      util::join_path(request.model_dir, "preprocessor_config.json"));
+  const models::ProcessedImage processed = models::qwen_preprocess_image(image, processor);
+  const std::int64_t merge = config.vision.spatial_merge_size * config.vision.spatial_merge_size;
+  const std::int64_t image_tokens = processed.grid.patches() / merge;
+
+  QwenVlComponents out;
+  out.hidden_size = config.text.hidden_size;
+  out.intermediate_size = config.text.intermediate_size;
+  out.vision_width = config.vision.hidden_size;
+  out.vision_intermediate = config.vision.intermediate_size;
+  out.image_tokens = image_tokens;
+
+  // Vision tower.
+  at::Tensor features;
+  out.vision.tokens = processed.grid.patches();
+  out.vision.flops = vision_flops(config.vision, config.text.hidden_size, double(processed.grid.patches()));
+  out.vision.seconds = median_seconds(request.repetitions, [&] {
+    features = model->encode_images(processed.pixel_values, {processed.grid});
+  });
+
+  // Prefix: a system turn's worth of ordinary tokens, then the image span.
+  const std::int64_t ordinary = 1000;
+  std::vector<std::int64_t> ids(20, ordinary);
+  ids.push_back(config.vision_start_token_id);
+  ids.insert(ids.end(), image_tokens, config.image_token_id);
+  ids.push_back(config.vision_end_token_id);
+  out.prefix_tokens = static_cast<std::int64_t>(ids.size());
+  const models::RopeIndex rope = model->rope_index(ids, {processed.grid});
+  const at::Tensor prefix_embeds = model->embed_prompt(ids, features);
+  models::KvCache prefix;
+  out.prefill.tokens = out.prefix_tokens;
+  out.prefill.flops = decoder_flops(config.text, double(out.prefix_tokens), 0);
+  out.prefill.seconds = median_seconds(request.repetitions, [&] {
+    prefix = models::KvCache{};
+    models::DecoderInput input;
+    input.embeds = prefix_embeds;
+    input.position_ids = rope.position_ids;
+    input.cache = &prefix;
+    model->decoder().forward(input);
+  });
+
+  // Continuations start after the prefix's largest position (text rows are equal).
+  const std::int64_t next_position = out.prefix_tokens + rope.delta;
+  auto continuation_positions = [&](std::int64_t batch, std::int64_t length, std::int64_t offset) {
+    at::Tensor positions = at::arange(next_position + offset, next_position + offset + length, at::kLong);
+    return positions.view({1, 1, length}).expand({3, batch, length}).contiguous();
+  };
+
+  // One batched scoring pass over the shared prefix, logits at each row's last token.
+  const std::int64_t batch = request.batch, length = request.question_tokens;
+  const at::Tensor question_ids = at::full({batch, length}, ordinary, at::kLong);
+  const at::Tensor question_embeds = model->decoder().embed(question_ids);
+  const at::Tensor question_positions = continuation_positions(batch, length, 0);
+  out.scoring.tokens = batch * length;
+  out.scoring.flops = double(batch) * decoder_flops(config.text, double(length), double(out.prefix_tokens)) +
+                      2.0 * batch * config.text.hidden_size * config.text.vocab_size;
+  out.scoring.seconds = median_seconds(request.repetitions, [&] {
+    models::KvCache own;
+    models::DecoderInput input;
+    input.embeds = question_embeds;
+    input.position_ids = question_positions;
+    input.shared_prefix = &prefix;
+    input.cache = &own;
+    const models::DecoderOutput result = model->decoder().forward(input);
+    model->decoder().logits(result.last_hidden.select(1, length - 1));
+  });
+
+  // One greedy decode step (batch 1) after the prefix and 16 generated tokens.
+  models::KvCache generated;
+  {
+    models::DecoderInput input;
+    input.embeds = model->decoder().embed(at::full({1, 16}, ordinary, at::kLong));
+    input.position_ids = continuation_positions(1, 16, 0);
+    input.shared_prefix = &prefix;
+    input.cache = &generated;
+    model->decoder().forward(input);
+  }
+  const at::Tensor step_embeds = model->decoder().embed(at::full({1, 1}, ordinary, at::kLong));
+  const at::Tensor step_positions = continuation_positions(1, 1, 16);
+  out.decode.tokens = 1;
+  out.decode.flops = decoder_flops(config.text, 1, double(out.prefix_tokens + 16)) +
+                     2.0 * config.text.hidden_size * config.text.vocab_size;
+  out.decode.seconds = median_seconds(std::max(request.repetitions, 5), [&] {
+    models::KvCache step = generated;  // shallow: the step's keys are appended to a copy of the list
+    models::DecoderInput input;
+    input.embeds = step_embeds;
+    input.position_ids = step_positions;
+    input.shared_prefix = &prefix;
+    input.cache = &step;
+    const models::DecoderOutput result = model->decoder().forward(input);
+    model->decoder().logits(result.last_hidden.select(1, 0));
+  });
+  return out;
+}
+
+}  // namespace imgjudge::backends::torch
