@@ -67,6 +67,7 @@ class ResultsFile {
   const std::string& path() const { return path_; }
   const std::vector<ImageRecord>& records() const { return records_; }
   /// The record of an image under an ablation (the first one, if the file lists it twice).
+  /// The pointer is valid until the next append.
   const ImageRecord* find(const std::string& ablation, const std::string& image) const;
   /// Bytes of an incomplete last line that were dropped when the file was opened.
   std::size_t dropped_bytes() const { return dropped_bytes_; }
