@@ -2,7 +2,7 @@
 // reported as IMGJUDGE_OUT_OF_MEMORY for that call, and the judge stays usable.
 //
 // The failure is provoked for real, in a child process whose address space is
-// capped (RLIMIT_AS) just above what it already uses: a 30-byte GIF declares a
+// capped (RLIMIT_AS) just above what it already uses: a 35-byte GIF declares a
 // 16384x16384 logical screen, which the judge's raised pixel limit allows, so
 // decoding asks for a 1 GiB canvas and the allocation fails.
 #include <catch2/catch.hpp>
