@@ -27,8 +27,8 @@ int run_constitution_show_default(const Argv& args);
 int run_constitution_objectify(const Argv& args);
 int run_constitution_chains(const Argv& args);
 int run_tokenize(const Argv& args);
-int run_eval(const Argv& args);
 int run_score(const Argv& args);
+int run_eval(const Argv& args);
 int run_inspect_image(const Argv& args);
 
 }  // namespace imgjudge::cli
