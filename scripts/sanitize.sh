@@ -33,6 +33,7 @@ for mode in "${modes[@]}"; do
       configure build-asan "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1"
       cmake --build build-asan -j"$jobs" --target imgjudge_unit_tests imgjudge_capi_tests imgjudge_capi_header_test
       echo "sanitize: asan build took $((SECONDS - started)) s"
+      LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -L "unit|capi" -j"$jobs"
