@@ -291,4 +291,14 @@ at::Tensor Qwen2Decoder::logits(const at::Tensor& hidden) const {
   return runtime::nn::linear(hidden.to(dtype_), lm_head_).to(at::kFloat);
 }
 
+at::Tensor Qwen2Decoder::logits_for(const at::Tensor& hidden, const at::Tensor& token_ids) const {
+  if (token_ids.numel() > 0 &&
+      (token_ids.min().item<std::int64_t>() < 0 || token_ids.max().item<std::int64_t>() >= config_.vocab_size)) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("logits_for: a token id is outside the vocabulary [0, {})", config_.vocab_size));
+  }
+  // [N, hidden] rows of the LM head; contiguous so the product is one plain GEMM.
+  return runtime::nn::linear(hidden.to(dtype_), lm_head_.index_select(0, token_ids)).to(at::kFloat);
+}
+
 }  // namespace imgjudge::models

@@ -98,6 +98,12 @@ class Qwen2Decoder {
   /// LM head over [..., hidden] -> float32 [..., vocab].
   at::Tensor logits(const at::Tensor& hidden) const;
 
+  /// LM head restricted to `token_ids` (int64 [N]): [..., hidden] -> float32
+  /// [..., N], equal to logits(hidden).index_select(-1, token_ids) without the
+  /// full-vocabulary product (scoring reads a handful of answer tokens out of
+  /// ~152k, so this skips >99.9% of the LM head's work).
+  at::Tensor logits_for(const at::Tensor& hidden, const at::Tensor& token_ids) const;
+
  private:
   struct Layer {
     at::Tensor input_norm, post_attention_norm;

@@ -123,15 +123,21 @@ class QwenVLJudge final : public VisionLanguageModel {
       }
       continuations.emplace_back(p.begin() + static_cast<std::ptrdiff_t>(prefix->ids.size()), p.end());
     }
+    TokenIds answer_order = answer_ids.yes;
+    answer_order.insert(answer_order.end(), answer_ids.no.begin(), answer_ids.no.end());
+    const at::Tensor answer_columns = at::tensor(answer_order, at::kLong);  // [Y+N]: yes ids, then no ids
     std::vector<double> scores;
     for (std::size_t start = 0; start < continuations.size(); start += kMaxBatchRows) {
       const std::size_t stop = std::min(continuations.size(), start + kMaxBatchRows);
-      const at::Tensor logits = last_logits(*prefix, {continuations.begin() + static_cast<std::ptrdiff_t>(start),
+      const at::Tensor hidden = last_hidden(*prefix, {continuations.begin() + static_cast<std::ptrdiff_t>(start),
                                                       continuations.begin() + static_cast<std::ptrdiff_t>(stop)},
-                                            call);  // [B, V] float32
-      // P(yes) / (P(yes) + P(no)) = sigmoid(logsumexp(yes) - logsumexp(no)): no full softmax needed.
-      const at::Tensor yes = at::logsumexp(logits.index_select(1, at::tensor(answer_ids.yes, at::kLong)), 1);
-      const at::Tensor no = at::logsumexp(logits.index_select(1, at::tensor(answer_ids.no, at::kLong)), 1);
+                                            static_cast<std::int64_t>(prefix->ids.size()), nullptr, call);  // [B, H]
+      // P(yes) / (P(yes) + P(no)) = sigmoid(logsumexp(yes) - logsumexp(no)): no full softmax, so
+      // the LM head only needs the answer tokens' rows: [B, H] x [Y+N, H]^T instead of x [V, H]^T.
+      const at::Tensor logits = model_->decoder().logits_for(hidden, answer_columns);  // [B, Y+N] float32
+      const auto yes_count = static_cast<std::int64_t>(answer_ids.yes.size());
+      const at::Tensor yes = at::logsumexp(logits.narrow(1, 0, yes_count), 1);
+      const at::Tensor no = at::logsumexp(logits.narrow(1, yes_count, logits.size(1) - yes_count), 1);
       const at::Tensor ratio = at::sigmoid((yes - no).to(at::kDouble));
       for (std::int64_t b = 0; b < ratio.size(0); ++b) scores.push_back(ratio[b].item<double>());
     }
@@ -183,7 +189,7 @@ class QwenVLJudge final : public VisionLanguageModel {
     std::vector<std::int32_t> generated;
     for (int step = 0; step < limits.max_new_tokens; ++step) {
       call.check();
-      const at::Tensor logits = run(*prefix, {pending}, position, &own, call);  // [1, V]
+      const at::Tensor logits = model_->decoder().logits(last_hidden(*prefix, {pending}, position, &own, call));  // [1, V]
       position += static_cast<std::int64_t>(pending.size());
       const auto next = static_cast<std::int32_t>(logits[0].argmax().item<std::int64_t>());
       if (std::find(stop_ids_.begin(), stop_ids_.end(), next) != stop_ids_.end()) break;
@@ -270,8 +276,8 @@ class QwenVLJudge final : public VisionLanguageModel {
   }
 
   // Runs right-padded continuations after `prefix` (positions from `start`)
-  // and returns float32 logits [B, V] at each row's last real token.
-  at::Tensor run(const Prefix& prefix, const std::vector<TokenIds>& rows, std::int64_t start, KvCache* own,
+  // and returns the final hidden state [B, H] at each row's last real token.
+  at::Tensor last_hidden(const Prefix& prefix, const std::vector<TokenIds>& rows, std::int64_t start, KvCache* own,
                  const CallContext& call) const {
     std::size_t longest = 0;
     for (const TokenIds& r : rows) longest = std::max(longest, r.size());
@@ -294,12 +300,7 @@ class QwenVLJudge final : public VisionLanguageModel {
     input.call = &call;
     const at::Tensor hidden = model_->decoder().forward(input).last_hidden;  // [B, T, H]
     // Causal attention + right padding: a row's real tokens never see its pads.
-    const at::Tensor picked = hidden.gather(1, last.view({batch, 1, 1}).expand({batch, 1, hidden.size(2)})).squeeze(1);
-    return model_->decoder().logits(picked);
-  }
-
-  at::Tensor last_logits(const Prefix& prefix, const std::vector<TokenIds>& rows, const CallContext& call) const {
-    return run(prefix, rows, static_cast<std::int64_t>(prefix.ids.size()), nullptr, call);
+    return hidden.gather(1, last.view({batch, 1, 1}).expand({batch, 1, hidden.size(2)})).squeeze(1);
   }
 
   AnswerIds resolve_answers(const AnswerWords& answers) const {

@@ -113,8 +113,10 @@ QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const
   const at::Tensor question_embeds = model->decoder().embed(question_ids);
   const at::Tensor question_positions = continuation_positions(batch, length, 0);
   out.scoring.tokens = batch * length;
+  // The Judge reads only the answer tokens' logits (4 spellings each of yes and no).
+  const at::Tensor answer_columns = at::arange(8, at::kLong) + ordinary;
   out.scoring.flops = double(batch) * decoder_flops(config.text, double(length), double(out.prefix_tokens)) +
-                      2.0 * batch * config.text.hidden_size * config.text.vocab_size;
+                      2.0 * batch * config.text.hidden_size * double(answer_columns.numel());
   out.scoring.seconds = median_seconds(request.repetitions, [&] {
     models::KvCache own;
     models::DecoderInput input;
@@ -123,7 +125,7 @@ QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const
     input.shared_prefix = &prefix;
     input.cache = &own;
     const models::DecoderOutput result = model->decoder().forward(input);
-    model->decoder().logits(result.last_hidden.select(1, length - 1));
+    model->decoder().logits_for(result.last_hidden.select(1, length - 1), answer_columns);
   });
 
   // One greedy decode step (batch 1) after the prefix and 16 generated tokens.
