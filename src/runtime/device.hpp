@@ -20,9 +20,11 @@ struct ExecutionTarget {
 };
 
 /// Validates `options` and applies the thread count (at::set_num_threads is
-/// process-wide). "auto" picks bfloat16: with Debian's reference BLAS, fp32
-/// matmuls run at ~2.5 GFLOP/s while bf16 goes through oneDNN at ~200 per
-/// thread (toolchain.md); choose "float32" for exact parity with HF.
+/// process-wide). "auto" picks bfloat16 on CUDA and on CPUs with AVX-512
+/// (BW/VL/DQ), where libtorch runs bf16 products through oneDNN (~200 GFLOP/s
+/// per thread, toolchain.md), and float32 elsewhere, where bf16 products fall
+/// back to a scalar loop slower than even the reference-BLAS float32.
+/// Choose "float32" for exact parity with HF.
 /// Throws Error(InvalidArgument) for unknown spellings, Error(Unsupported)
 /// for CUDA when this libtorch has none.
 ExecutionTarget resolve_device(const DeviceOptions& options);
