@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "cli/args.hpp"
+#include "cli/model_options.hpp"
 #include "cli/commands.hpp"
 #include "imgjudge/backend.hpp"
 #include "imgjudge/constitution.hpp"
@@ -78,13 +79,7 @@ const std::vector<std::string> kValueOptions = {"backend", "model", "script", "d
 
 // The model named on the command line; only its text generation is used.
 std::shared_ptr<const VisionLanguageModel> load_text_model(const Args& args) {
-  ModelConfig config;
-  config.backend = args.value_or("backend", "torch");
-  config.model_dir = args.value_or("model", "");
-  config.script_path = args.value_or("script", "");
-  config.device = args.value_or("device", "cpu");
-  config.dtype = args.value_or("dtype", "auto");
-  config.threads = args.int_value_or("threads", 0);
+  const ModelConfig config = model_config_from(args);
   if (config.backend == "torch" && config.model_dir.empty()) {
     throw Error(ErrorCode::InvalidArgument, "no model given (--model DIR)");
   }

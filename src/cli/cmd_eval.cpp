@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.hpp"
+#include "cli/model_options.hpp"
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
 #include "eval/labels.hpp"
@@ -95,15 +96,7 @@ int run_eval(const Argv& argv) {
   }
   Models models;
   if (pending > 0) {
-    ModelConfig config;
-    config.backend = args.value_or("backend", "torch");
-    config.model_dir = args.value_or("model", "");
-    config.relevance_model_dir = args.value_or("relevance-model", "");
-    config.script_path = args.value_or("script", "");
-    config.device = args.value_or("device", "cpu");
-    config.dtype = args.value_or("dtype", "auto");
-    config.threads = args.int_value_or("threads", 0);
-    models = load_models(config);
+    models = load_models(model_config_from(args));
   }
 
   const Progress progress(labels.images.size() * ablations.size(), !quiet);

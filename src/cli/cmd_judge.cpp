@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.hpp"
+#include "cli/model_options.hpp"
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
 #include "imgjudge/judge.hpp"
@@ -78,14 +79,7 @@ int run_judge(const Argv& argv) {
     return 2;
   }
 
-  ModelConfig config;
-  config.backend = args.value_or("backend", "torch");
-  config.model_dir = args.value_or("model", "");
-  config.relevance_model_dir = args.value_or("relevance-model", "");
-  config.script_path = args.value_or("script", "");
-  config.device = args.value_or("device", "cpu");
-  config.dtype = args.value_or("dtype", "auto");
-  config.threads = args.int_value_or("threads", 0);
+  const ModelConfig config = model_config_from(args);
 
   JudgeOptions options;
   options.relevance = !args.flag("no-relevance");

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.hpp"
+#include "cli/model_options.hpp"
 #include "cli/commands.hpp"
 #include "imgjudge/backend.hpp"
 #include "imgjudge/constitution.hpp"
@@ -141,13 +142,7 @@ int run_score(const Argv& argv) {
     return 2;
   }
 
-  ModelConfig config;
-  config.backend = args.value_or("backend", "torch");
-  config.model_dir = args.value_or("model", "");
-  config.script_path = args.value_or("script", "");
-  config.device = args.value_or("device", "cpu");
-  config.dtype = args.value_or("dtype", "auto");
-  config.threads = args.int_value_or("threads", 0);
+  const ModelConfig config = model_config_from(args);
   if (config.backend == "torch" && config.model_dir.empty()) {
     fmt::print(stderr, "imgjudge score: no model given (--model DIR)\n");
     return 2;
