@@ -6,8 +6,11 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build lld pkg-config
-  # model runtime
-  libtorch-dev
+  # model runtime. libopenblas0-openmp becomes the libblas.so.3 alternative
+  # that Debian's libtorch calls for float32 products: ~150 GFLOP/s on 2
+  # threads instead of the reference BLAS's 2-6 (docs/performance.md). The
+  # openmp variant follows libtorch's thread count; the pthread one does not.
+  libtorch-dev libopenblas0-openmp
   # core
   libfmt-dev libtomlplusplus-dev nlohmann-json3-dev
   # image decoding (well-kept, fuzzed decoders)
