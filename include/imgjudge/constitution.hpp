@@ -44,6 +44,10 @@ struct QuestionTemplates {
       "\"rationale\": \"one sentence\"}. Is the statement true of the image?";
 };
 
+/// `template_text` with every `{statement}` replaced by `statement`: the prompt
+/// the Judge asks (tools and benchmarks build the same prompts with it).
+IMGJUDGE_API std::string render_question(const std::string& template_text, const std::string& statement);
+
 /// One precondition of a rule: satisfied if ANY of its statements is visible.
 struct ChainItem {
   std::vector<std::string> any_of;   ///< Short visual statements (OR).

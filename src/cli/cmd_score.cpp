@@ -99,16 +99,6 @@ std::vector<std::string> read_statements(const std::string& path) {
   return statements;
 }
 
-// Replaces every {statement} in the template, as the Judge does.
-std::string render(const std::string& template_text, const std::string& statement) {
-  std::string out = template_text;
-  for (std::size_t at = out.find(kPlaceholder); at != std::string::npos;
-       at = out.find(kPlaceholder, at + statement.size())) {
-    out.replace(at, kPlaceholder.size(), statement);
-  }
-  return out;
-}
-
 // Strategy 1 of the paper (the Judge's rule): compare M(x,c) with the prior m0.
 const char* strategy1_decision(double score, double prior, const Thresholds& t) {
   if (score - prior < -t.reject_factor * prior) return "reject";
@@ -153,7 +143,7 @@ int run_score(const Argv& argv) {
   const std::string questions_path = *args.value("questions");
   const std::vector<std::string> statements = read_statements(questions_path);
   std::vector<Question> questions;
-  for (const auto& statement : statements) questions.push_back({statement, render(question_template, statement)});
+  for (const auto& statement : statements) questions.push_back({statement, render_question(question_template, statement)});
 
   using Clock = std::chrono::steady_clock;
   auto started = Clock::now();

@@ -506,6 +506,16 @@ std::vector<std::string> lint_constitution(const Constitution& constitution) {
   return findings;
 }
 
+std::string render_question(const std::string& template_text, const std::string& statement) {
+  static const std::string placeholder = "{statement}";
+  std::string out = template_text;
+  for (std::size_t at = out.find(placeholder); at != std::string::npos;
+       at = out.find(placeholder, at + statement.size())) {
+    out.replace(at, placeholder.size(), statement);
+  }
+  return out;
+}
+
 }  // namespace imgjudge
 
 namespace imgjudge {

@@ -27,16 +27,6 @@ double elapsed_ms(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
 
-std::string render(const std::string& template_text, const std::string& statement) {
-  std::string out = template_text;
-  const std::string placeholder = "{statement}";
-  for (std::size_t at = out.find(placeholder); at != std::string::npos;
-       at = out.find(placeholder, at + statement.size())) {
-    out.replace(at, placeholder.size(), statement);
-  }
-  return out;
-}
-
 double cosine(const Embedding& a, const Embedding& b) {
   if (a.size() != b.size()) {
     throw Error(ErrorCode::Backend,
@@ -116,7 +106,7 @@ void Judge::Impl::prepare_rules() {
     PreparedRule prepared;
     prepared.rule = &rule;
     auto make_statement = [&](const std::string& text) {
-      return Statement{text, render(rule.questions.score, text)};
+      return Statement{text, render_question(rule.questions.score, text)};
     };
     if (options.chains && !rule.chain.empty()) {
       for (const auto& chain_item : rule.chain) {
@@ -531,10 +521,10 @@ void Judge::Impl::reason(const Rule& rule, const ImageContext* context, Statemen
                          Call& call) const {
   const auto stage_start = Clock::now();
   call.context.check();
-  std::vector<ChatTurn> turns{{ChatTurn::Role::User, render(rule.questions.reason, statement.statement)}};
+  std::vector<ChatTurn> turns{{ChatTurn::Role::User, render_question(rule.questions.reason, statement.statement)}};
   const std::string thinking = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
   turns.push_back({ChatTurn::Role::Assistant, thinking});
-  turns.push_back({ChatTurn::Role::User, render(rule.questions.reason_json, statement.statement)});
+  turns.push_back({ChatTurn::Role::User, render_question(rule.questions.reason_json, statement.statement)});
   const std::string answer = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
   call.verdict.reasoning_calls += 1;
   call.verdict.timings.reasoning_ms += elapsed_ms(stage_start);

@@ -198,3 +198,15 @@ TEST_CASE("lint reports rules without chains and repeated statements", "[unit][c
   CHECK_THAT(findings[0], Contains("no precondition chain"));
   CHECK_THAT(findings[1], Contains("objective_text is the original text"));
 }
+
+TEST_CASE("render_question replaces every placeholder, and only placeholders", "[unit][constitution]") {
+  using imgjudge::render_question;
+  CHECK(render_question("Statement: {statement}", "a knife") == "Statement: a knife");
+  CHECK(render_question("{statement} / {statement}", "x") == "x / x");
+  CHECK(render_question("no placeholder", "x") == "no placeholder");
+  // A statement that itself contains the placeholder is inserted verbatim, once.
+  CHECK(render_question("[{statement}]", "{statement}") == "[{statement}]");
+  CHECK(render_question("{statement}", "") == "");
+  const imgjudge::QuestionTemplates templates;
+  CHECK(render_question(templates.score, "smoke").find("Statement: smoke") != std::string::npos);
+}
