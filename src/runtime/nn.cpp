@@ -30,7 +30,10 @@ Activation activation(const std::string& hf_name) {
     // gelu_new/gelu_fast are the same tanh formula, up to rounding.
     return [](const at::Tensor& x) { return at::gelu(x, "tanh"); };
   }
-  if (hf_name == "quick_gelu") return [](const at::Tensor& x) { return x * at::sigmoid(1.702 * x); };
+  if (hf_name == "quick_gelu") {
+    // x * sigmoid(1.702 x), bit for bit, with one temporary instead of three.
+    return [](const at::Tensor& x) { return (x * 1.702).sigmoid_().mul_(x); };
+  }
   if (hf_name == "silu" || hf_name == "swish") return [](const at::Tensor& x) { return at::silu(x); };
   if (hf_name == "relu") return [](const at::Tensor& x) { return at::relu(x); };
   throw Error(ErrorCode::Unsupported, fmt::format("activation \"{}\" is not implemented "
