@@ -138,6 +138,27 @@ TEST_CASE("qwen vl judge: batched prefix-shared scores equal full forwards", "[p
     const auto single = judge->score(context.get(), {questions[1]}, {}, call);
     CHECK(std::abs(single[0] - scores[1]) <= 1e-4);
 
+    // Questions of one template share its head ("Is the following ... Statement:")
+    // as an extension of the image prefix, built once and reused by later
+    // batches (rounds) and lone questions; every score still equals a full forward.
+    const std::string head = "Is the following content visible via this image? Answer \"Yes\" or \"No\". Statement: ";
+    const std::vector<std::vector<std::string>> rounds = {
+        {"a cat on a sofa", "blood on the floor", "a person holding a knife"},
+        {"smoke", "a rifle with a scope"},
+        {"an empty street at night"},
+    };
+    for (const auto& statements : rounds) {
+      std::vector<imgjudge::Question> batch;
+      for (const auto& statement : statements) batch.push_back({statement, head + statement});
+      const auto round_scores = judge->score(context.get(), batch, {}, call);
+      REQUIRE(round_scores.size() == batch.size());
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const double full = full_forward_score(*model, tok, dir, &image, batch[i].prompt);
+        INFO(batch[i].statement << ": head-shared " << round_scores[i] << " full " << full);
+        CHECK(std::abs(round_scores[i] - full) <= 1e-4);
+      }
+    }
+
     const std::string described = judge->describe_answer_tokens({});
     CHECK(described.find("'Yes'") != std::string::npos);
     CHECK(described.find("'No'") != std::string::npos);
@@ -151,5 +172,18 @@ TEST_CASE("qwen vl judge: batched prefix-shared scores equal full forwards", "[p
     CHECK(text == again);  // greedy: deterministic
     limits.max_new_tokens = 0;
     CHECK(judge->generate(nullptr, {{imgjudge::ChatTurn::Role::User, "Hi"}}, limits, call).empty());
+
+    // The token budget ends generation: this model's vocabulary (1000) cannot
+    // produce <|im_end|> (151645), so without the budget it would never stop.
+    // Re-encoding the text gives at most the generated count (BPE merges).
+    limits.max_new_tokens = 3;
+    const std::string short_text = judge->generate(context.get(), {{imgjudge::ChatTurn::Role::User, "Go"}}, limits, call);
+    limits.max_new_tokens = 12;
+    const std::string long_text = judge->generate(context.get(), {{imgjudge::ChatTurn::Role::User, "Go"}}, limits, call);
+    INFO("3 tokens: '" << short_text << "', 12 tokens: '" << long_text << "'");
+    CHECK(!short_text.empty());
+    CHECK(tok.encode(short_text, false).size() <= 3);
+    CHECK(tok.encode(long_text, false).size() <= 12);
+    CHECK(long_text.size() > short_text.size());
   }
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <mutex>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -24,9 +25,20 @@ using models::KvCache;
 using models::QwenVLModel;
 using TokenIds = std::vector<std::int64_t>;
 
-// Most rows one batched forward takes; longer question lists run in chunks
-// (bounded memory), each still sharing the prefix KV cache.
-constexpr std::size_t kMaxBatchRows = 32;
+// Most tokens (rows x longest row) one batched forward takes; longer question
+// lists run in chunks (bounded activation memory: the MLP's [tokens,
+// intermediate] is 73 MiB at Qwen2-VL-2B's width in float32), each still
+// sharing the prefix KV cache. A few hundred tokens already run the GEMMs near
+// full speed.
+constexpr std::size_t kMaxBatchTokens = 2048;
+
+// Question heads kept per image (one per distinct question template in practice).
+constexpr std::size_t kMaxQuestionHeads = 4;
+
+// A cached question head is reused for a batch it does not fully cover when it
+// leaves at most this many more common tokens per row to recompute; a new head
+// costs a prefill of its tokens plus a copy of the prefix KV cache.
+constexpr std::size_t kHeadReuseSlack = 4;
 
 // A prefilled prompt head shared by many continuations.
 struct Prefix {
@@ -40,7 +52,29 @@ class QwenImageContext final : public ImageContext {
   Prefix prefix;              // system turn + "<|im_start|>user\n<|vision_start|>...<|vision_end|>"
   at::Tensor image_features;  // [merged tokens, hidden], for prompts that cannot share the prefix
   ImageGrid grid;
+
+  // `prefix` extended by the text every question of a batch starts with (the
+  // template head "Is the following content visible ... Statement:"), built by
+  // the first score() call that needs it and reused by later rounds.
+  mutable std::mutex heads_mutex;
+  mutable std::vector<std::shared_ptr<const Prefix>> question_heads;  // oldest first
 };
+
+// How many leading tokens all `prompts` share, leaving each at least its last
+// token to score.
+std::size_t common_head_length(const std::vector<TokenIds>& prompts) {
+  std::size_t common = prompts.front().size() - 1;
+  for (const TokenIds& p : prompts) {
+    std::size_t n = 0;
+    while (n < common && n + 1 < p.size() && p[n] == prompts.front()[n]) ++n;
+    common = n;
+  }
+  return common;
+}
+
+bool starts_with(const TokenIds& ids, const TokenIds& head) {
+  return ids.size() >= head.size() && std::equal(head.begin(), head.end(), ids.begin());
+}
 
 struct AnswerIds {
   std::vector<std::int64_t> yes, no;
@@ -99,26 +133,18 @@ class QwenVLJudge final : public VisionLanguageModel {
     std::vector<TokenIds> prompts;
     for (const Question& q : questions) prompts.push_back(question_prompt(q.prompt, context));
 
-    Prefix shared_head;
-    const Prefix* prefix = nullptr;
-    if (context != nullptr) {
-      prefix = &context->prefix;
-    } else {
-      // m0: no image; share the longest common token head of the prompts (at
-      // least the system turn), keeping one token per prompt to score.
-      std::size_t common = prompts.front().size() - 1;
-      for (const TokenIds& p : prompts) {
-        std::size_t n = 0;
-        while (n < common && n + 1 < p.size() && p[n] == prompts.front()[n]) ++n;
-        common = n;
-      }
-      shared_head = prefill(TokenIds(prompts.front().begin(), prompts.front().begin() + static_cast<std::ptrdiff_t>(common)),
-                            at::Tensor(), {}, call);
-      prefix = &shared_head;
-    }
+    // Every row continues one batch-1 prefix: the image prefix extended by the
+    // question head the rows share, or for m0 (no image) the shared text head.
+    std::shared_ptr<const Prefix> prefix =
+        context != nullptr
+            ? question_head(*context, prompts, call)
+            : std::make_shared<const Prefix>(prefill(
+                  TokenIds(prompts.front().begin(),
+                           prompts.front().begin() + static_cast<std::ptrdiff_t>(common_head_length(prompts))),
+                  at::Tensor(), {}, call));
     std::vector<TokenIds> continuations;
     for (const TokenIds& p : prompts) {
-      if (p.size() <= prefix->ids.size() || !std::equal(prefix->ids.begin(), prefix->ids.end(), p.begin())) {
+      if (p.size() <= prefix->ids.size() || !starts_with(p, prefix->ids)) {
         throw Error(ErrorCode::Internal, "Qwen2-VL question prompt does not start with the shared prefix");
       }
       continuations.emplace_back(p.begin() + static_cast<std::ptrdiff_t>(prefix->ids.size()), p.end());
@@ -127,8 +153,14 @@ class QwenVLJudge final : public VisionLanguageModel {
     answer_order.insert(answer_order.end(), answer_ids.no.begin(), answer_ids.no.end());
     const at::Tensor answer_columns = at::tensor(answer_order, at::kLong);  // [Y+N]: yes ids, then no ids
     std::vector<double> scores;
-    for (std::size_t start = 0; start < continuations.size(); start += kMaxBatchRows) {
-      const std::size_t stop = std::min(continuations.size(), start + kMaxBatchRows);
+    for (std::size_t start = 0, stop = 0; start < continuations.size(); start = stop) {
+      // Rows [start, stop): as many as fit the token budget, at least one.
+      std::size_t longest = continuations[start].size();
+      for (stop = start + 1; stop < continuations.size(); ++stop) {
+        const std::size_t widened = std::max(longest, continuations[stop].size());
+        if (widened * (stop - start + 1) > kMaxBatchTokens) break;
+        longest = widened;
+      }
       const at::Tensor hidden = last_hidden(*prefix, {continuations.begin() + static_cast<std::ptrdiff_t>(start),
                                                       continuations.begin() + static_cast<std::ptrdiff_t>(stop)},
                                             static_cast<std::int64_t>(prefix->ids.size()), nullptr, call);  // [B, H]
@@ -273,6 +305,56 @@ class QwenVLJudge final : public VisionLanguageModel {
     input.call = &call;
     model_->decoder().forward(input);
     return prefix;
+  }
+
+  // The prefix a batch of image questions continues: the image prefix extended
+  // by the head all `prompts` share, so each row computes only its own
+  // statement and the closing template tokens. Heads are cached per image.
+  std::shared_ptr<const Prefix> question_head(const QwenImageContext& context, const std::vector<TokenIds>& prompts,
+                                              const CallContext& call) const {
+    const std::size_t common = common_head_length(prompts);
+    const TokenIds& first = prompts.front();
+    if (common <= context.prefix.ids.size() || !starts_with(first, context.prefix.ids)) {
+      // Nothing shared beyond the image: a non-owning pointer to the context's prefix.
+      return std::shared_ptr<const Prefix>(std::shared_ptr<const Prefix>(), &context.prefix);
+    }
+    {
+      std::lock_guard<std::mutex> lock(context.heads_mutex);
+      std::shared_ptr<const Prefix> best;
+      for (const auto& head : context.question_heads) {
+        if (head->ids.size() > common || !starts_with(first, head->ids)) continue;  // then every prompt starts with it
+        if (!best || head->ids.size() > best->ids.size()) best = head;
+      }
+      // A lone question gains nothing from a new head (it would compute the same tokens).
+      if (best && (prompts.size() == 1 || best->ids.size() + kHeadReuseSlack >= common)) return best;
+      if (prompts.size() == 1) return std::shared_ptr<const Prefix>(std::shared_ptr<const Prefix>(), &context.prefix);
+    }
+    // Built outside the lock: concurrent callers may both build it, and both results are equal.
+    auto head = std::make_shared<const Prefix>(
+        extend(context.prefix, TokenIds(first.begin() + static_cast<std::ptrdiff_t>(context.prefix.ids.size()),
+                                        first.begin() + static_cast<std::ptrdiff_t>(common)),
+               call));
+    std::lock_guard<std::mutex> lock(context.heads_mutex);
+    if (context.question_heads.size() >= kMaxQuestionHeads) context.question_heads.erase(context.question_heads.begin());
+    context.question_heads.push_back(head);
+    return head;
+  }
+
+  // `base` followed by `tokens`, as one batch-1 prefix: the tokens run once over
+  // base's cache, and their keys/values are joined to it (per layer
+  // [1, kv_heads, base + tokens, head_dim]).
+  Prefix extend(const Prefix& base, const TokenIds& tokens, const CallContext& call) const {
+    KvCache added;
+    last_hidden(base, {tokens}, static_cast<std::int64_t>(base.ids.size()), &added, call);
+    Prefix out;
+    out.ids = base.ids;
+    out.ids.insert(out.ids.end(), tokens.begin(), tokens.end());
+    out.rope_delta = base.rope_delta;
+    for (std::size_t layer = 0; layer < added.keys.size(); ++layer) {
+      out.cache.keys.push_back(at::cat({base.cache.keys[layer], added.keys[layer]}, 2));
+      out.cache.values.push_back(at::cat({base.cache.values[layer], added.values[layer]}, 2));
+    }
+    return out;
   }
 
   // Runs right-padded continuations after `prefix` (positions from `start`)
