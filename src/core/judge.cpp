@@ -1,7 +1,8 @@
 // The CLUE online pipeline (../shared/reference/clue.md, docs/method.md).
 //
 // Per image: relevance scanning -> (image encoded once) -> chain items asked in
-// rounds, item k of every live rule in ONE batched score call -> strategy 1
+// rounds, item k of every live rule in ONE batched score call (all rounds in
+// one call when early exit is off) -> strategy 1
 // against the cached language prior m0 -> uncertain statements go to strategy 2
 // (central object removed, or its crop) and then to cascaded reasoning.
 // Everything image-independent (rule embeddings, m0, prompts) is done once, in
@@ -320,31 +321,42 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
     Call call{image, image_context.get(), context, verdict, {}};
 
     // 3. Chain items in rounds: item k of every live rule in one batched call.
+    //    Without early exit every item is asked anyway, so one call asks them
+    //    all (a larger batch runs closer to GEMM speed).
     std::size_t longest_chain = 0;
     for (const auto& rule : rules) longest_chain = std::max(longest_chain, rule.items.size());
-    for (std::size_t k = 0; k < longest_chain; ++k) {
+    std::map<std::string, double> scores;  // prompt -> M(x, c); a statement is asked once per image
+    auto score_items = [&](std::size_t first, std::size_t last) {
       std::vector<Question> questions;
-      std::map<std::string, double> scores;  // prompt -> M(x, c)
       for (std::size_t r = 0; r < rules.size(); ++r) {
-        if (!alive[r] || k >= rules[r].items.size()) continue;
-        for (const auto& statement : rules[r].items[k].any_of) {
-          if (scores.emplace(statement.prompt, 0.0).second) {
-            questions.push_back({statement.text, statement.prompt});
+        if (!alive[r]) continue;
+        for (std::size_t k = first; k < std::min(last, rules[r].items.size()); ++k) {
+          for (const auto& statement : rules[r].items[k].any_of) {
+            if (scores.emplace(statement.prompt, 0.0).second) questions.push_back({statement.text, statement.prompt});
           }
         }
       }
-      if (questions.empty()) break;
+      if (questions.empty()) return;
       context.check();
-      stage_start = Clock::now();
-      const std::vector<double> answers =
-          models.vlm->score(image_context.get(), questions, options.answers, context);
+      const auto scoring_start = Clock::now();
+      const std::vector<double> answers = models.vlm->score(image_context.get(), questions, options.answers, context);
       if (answers.size() != questions.size()) {
         throw Error(ErrorCode::Backend, fmt::format("backend returned {} scores for {} questions",
                                                     answers.size(), questions.size()));
       }
       for (std::size_t q = 0; q < questions.size(); ++q) scores[questions[q].prompt] = answers[q];
       verdict.questions_scored += static_cast<int>(questions.size());
-      verdict.timings.scoring_ms += elapsed_ms(stage_start);
+      verdict.timings.scoring_ms += elapsed_ms(scoring_start);
+    };
+    for (std::size_t k = 0; k < longest_chain; ++k) {
+      bool any_item = false;
+      for (std::size_t r = 0; r < rules.size(); ++r) any_item = any_item || (alive[r] && k < rules[r].items.size());
+      if (!any_item) break;
+      if (options.early_exit) {
+        score_items(k, k + 1);
+      } else if (k == 0) {
+        score_items(0, longest_chain);
+      }
 
       for (std::size_t r = 0; r < rules.size(); ++r) {
         if (!alive[r] || k >= rules[r].items.size()) continue;

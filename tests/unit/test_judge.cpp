@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -90,7 +91,8 @@ const StatementScore& statement(const Verdict& v, const std::string& rule, std::
   return r->items[item].statements[s];
 }
 
-// Counts the language-prior calls to prove m0 is computed once per Judge.
+// Counts the language-prior calls to prove m0 is computed once per Judge, and
+// records the token budget of every generate call.
 class CountingVlm : public VisionLanguageModel {
  public:
   explicit CountingVlm(std::shared_ptr<const VisionLanguageModel> inner) : inner_(std::move(inner)) {}
@@ -107,12 +109,18 @@ class CountingVlm : public VisionLanguageModel {
   }
   std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
                        const GenerateLimits& limits, const CallContext& call) const override {
+    {
+      std::lock_guard<std::mutex> lock(budgets_mutex);
+      generate_budgets.push_back(limits.max_new_tokens);
+    }
     return inner_->generate(image, turns, limits, call);
   }
   std::string describe_answer_tokens(const AnswerWords& answers) const override {
     return inner_->describe_answer_tokens(answers);
   }
   mutable std::atomic<int> prepares{0}, prior_calls{0}, image_calls{0};
+  mutable std::mutex budgets_mutex;
+  mutable std::vector<int> generate_budgets;
 
  private:
   std::shared_ptr<const VisionLanguageModel> inner_;
@@ -282,6 +290,26 @@ reasoning = { "A person is visible." = '{"rating": "yes", "rationale": "a man"}'
   CHECK_THAT(gun.statements[0].rationale, Contains("unusable reasoning answer"));
   CHECK(v.decision == Decision::Safe);
   CHECK(v.reasoning_calls == 3);
+}
+
+TEST_CASE("the reasoning token budget reaches every generate call", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(61));
+  auto inner = ws.models(R"(
+[defaults]
+reasoning = '{"rating": "no", "rationale": "not there"}'
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.6, "A gun is visible." = 0.6 }
+)");
+  auto counting = std::make_shared<CountingVlm>(inner.vlm);
+  JudgeOptions options;
+  options.reasoning_limits.max_new_tokens = 77;
+  Judge judge(Constitution::from_string(kConstitution), Models{inner.relevance, counting, inner.locator}, options);
+  const Verdict v = judge.judge(make_picture(61));
+  REQUIRE(v.reasoning_calls > 0);
+  // Two turns per reasoning call (think, then answer as JSON), each with the budget.
+  CHECK(counting->generate_budgets == std::vector<int>(2 * static_cast<std::size_t>(v.reasoning_calls), 77));
 }
 
 TEST_CASE("relevance scanning skips rules below the threshold without asking the model", "[unit][judge]") {
