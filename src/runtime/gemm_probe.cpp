@@ -1,9 +1,12 @@
 #include "runtime/gemm_probe.hpp"
 
+#include <dlfcn.h>
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -40,6 +43,15 @@ GemmProbe probe_gemm(std::int64_t m, std::int64_t k, std::int64_t n, const std::
   GemmProbe probe{m, k, n, dtype, times[times.size() / 2], 0};
   probe.gflops = 2.0 * double(m) * double(k) * double(n) / probe.seconds / 1e9;
   return probe;
+}
+
+std::string blas_library() {
+  void* symbol = dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info info{};
+  if (symbol == nullptr || dladdr(symbol, &info) == 0 || info.dli_fname == nullptr) return "unknown";
+  std::error_code error;
+  const auto resolved = std::filesystem::canonical(info.dli_fname, error);
+  return error ? std::string(info.dli_fname) : resolved.string();
 }
 
 int set_threads(int threads) {

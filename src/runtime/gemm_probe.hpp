@@ -21,6 +21,12 @@ struct GemmProbe {
 GemmProbe probe_gemm(std::int64_t m, std::int64_t k, std::int64_t n, const std::string& dtype,
                      double min_seconds = 0.3);
 
+/// The shared library that provides the BLAS `sgemm_` libtorch calls for
+/// float32 products (e.g. ".../openblas-openmp/libblas.so.3" or the reference
+/// ".../blas/libblas.so.3", 20-50x slower), resolved through symlinks; "unknown"
+/// if it cannot be found.
+std::string blas_library();
+
 /// Sets the process-wide intra-op thread count (0 = all cores) and returns it.
 int set_threads(int threads);
 

@@ -79,12 +79,14 @@ QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const
     features = model->encode_images(processed.pixel_values, {processed.grid});
   });
 
-  // Prefix: a system turn's worth of ordinary tokens, then the image span.
+  // Prefix: a system turn's worth of ordinary tokens, the image span, then the
+  // question template's head.
   const std::int64_t ordinary = 1000;
   std::vector<std::int64_t> ids(20, ordinary);
   ids.push_back(config.vision_start_token_id);
   ids.insert(ids.end(), image_tokens, config.image_token_id);
   ids.push_back(config.vision_end_token_id);
+  ids.insert(ids.end(), static_cast<std::size_t>(std::max(0, request.head_tokens)), ordinary);
   out.prefix_tokens = static_cast<std::int64_t>(ids.size());
   const models::RopeIndex rope = model->rope_index(ids, {processed.grid});
   const at::Tensor prefix_embeds = model->embed_prompt(ids, features);

@@ -24,7 +24,7 @@ struct QwenVlComponents {
   std::int64_t vision_width = 0, vision_intermediate = 0;      ///< ViT widths.
   std::int64_t image_tokens = 0, prefix_tokens = 0;
   ComponentTiming vision;    ///< pixel_values -> merged image features
-  ComponentTiming prefill;   ///< the prefix (system turn + image) through the decoder
+  ComponentTiming prefill;   ///< the prefix (system turn + image + question head) through the decoder
   ComponentTiming scoring;   ///< `batch` questions of `question_tokens` over the shared prefix
   ComponentTiming decode;    ///< one greedy step (batch 1) after the prefix
 };
@@ -33,7 +33,13 @@ struct ComponentRequest {
   std::string model_dir;
   std::string dtype = "bfloat16";
   int batch = 42;
-  int question_tokens = 24;
+  /// Text tokens of the shared prefix after the image: the question template's
+  /// head ("Is the following content visible ... Statement:"), which the Judge
+  /// keeps in the prefix.
+  int head_tokens = 20;
+  /// Tokens each question adds after the prefix: its statement and the
+  /// closing "<|im_end|>\n<|im_start|>assistant\n".
+  int question_tokens = 14;
   int repetitions = 3;
 };
 
