@@ -184,16 +184,14 @@ std::pair<at::Tensor, at::Tensor> Qwen2Decoder::rotary(const at::Tensor& positio
 
 at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const at::Tensor& x,
                                    const at::Tensor& cos, const at::Tensor& sin,
-                                   const KvCache* prefix, KvCache* cache) const {
+                                   const KvCache* prefix, KvCache* cache, const QueryRows& rows) const {
   const auto& c = config_;
   const std::int64_t batch = x.size(0), steps = x.size(1), dim = c.head_dim;
   const std::int64_t kv_heads = c.num_kv_heads, groups = c.num_heads / c.num_kv_heads;
-  // q [B, H, T, D], k/v [B, KV, T, D]
-  at::Tensor q = runtime::nn::linear(x, layer.q_weight, layer.q_bias).view({batch, steps, c.num_heads, dim}).transpose(1, 2);
+  const at::Tensor cos_h = cos.unsqueeze(1), sin_h = sin.unsqueeze(1);  // [B, 1, T, D]
+  // k/v [B, KV, T, D] for every token: later queries (or calls) read them.
   at::Tensor k = runtime::nn::linear(x, layer.k_weight, layer.k_bias).view({batch, steps, kv_heads, dim}).transpose(1, 2);
   at::Tensor v = runtime::nn::linear(x, layer.v_weight, layer.v_bias).view({batch, steps, kv_heads, dim}).transpose(1, 2);
-  const at::Tensor cos_h = cos.unsqueeze(1), sin_h = sin.unsqueeze(1);  // [B, 1, T, D]
-  q = q * cos_h + rotate_half(q) * sin_h;
   k = k * cos_h + rotate_half(k) * sin_h;
 
   const std::int64_t past = cache != nullptr ? cache->length() : 0;
@@ -208,45 +206,63 @@ at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const 
     k = cache->keys[index];
     v = cache->values[index];
   }
+  if (rows.keys_only) return at::Tensor();
+
+  // Queries q [B, H, Tq, D]: every token, or (batch 1) the read positions only.
+  const at::Tensor query_index = rows.positions.defined() ? rows.positions : at::arange(steps, at::kLong);  // [Tq]
+  const std::int64_t queries = query_index.size(0);
+  const at::Tensor xq = rows.positions.defined() ? x.index_select(1, query_index) : x;
+  at::Tensor q = runtime::nn::linear(xq, layer.q_weight, layer.q_bias).view({batch, queries, c.num_heads, dim}).transpose(1, 2);
+  if (rows.positions.defined()) {
+    q = q * cos_h.index_select(2, query_index) + rotate_half(q) * sin_h.index_select(2, query_index);
+  } else {
+    q = q * cos_h + rotate_half(q) * sin_h;
+  }
   const std::int64_t own = k.size(2);  // past + T
   const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
 
-  // Grouped queries: the H heads are KV-major, so q viewed as [B, KV, G*T, D]
+  // Grouped queries: the H heads are KV-major, so q viewed as [B, KV, G*Tq, D]
   // meets its KV head without repeating keys.
-  at::Tensor qg = q.reshape({batch, kv_heads, groups * steps, dim});
-  at::Tensor own_scores = at::matmul(qg, k.transpose(2, 3)) * scale;  // [B, KV, G*T, S]
-  // Causal within the own part: query t (absolute past + t) sees own keys j <= past + t.
-  at::Tensor query_pos = at::arange(past, past + steps, at::kLong).view({steps, 1});
-  at::Tensor key_pos = at::arange(own, at::kLong).view({1, own});
-  at::Tensor mask = at::zeros({steps, own}, own_scores.options())
-                        .masked_fill(key_pos > query_pos, -std::numeric_limits<double>::infinity());
-  own_scores = (own_scores.view({batch, kv_heads, groups, steps, own}) + mask)
-                   .view({batch, kv_heads, groups * steps, own});
+  at::Tensor qg = q.reshape({batch, kv_heads, groups * queries, dim});
+  at::Tensor own_scores = at::matmul(qg, k.transpose(2, 3)) * scale;  // [B, KV, G*Tq, S]
+  // Causal within the own part: query t (absolute past + t) sees own keys j <= past + t,
+  // and with packed rows only the keys of its own row.
+  const at::Tensor query_pos = (query_index + past).view({queries, 1});
+  const at::Tensor key_pos = at::arange(own, at::kLong).view({1, own});
+  at::Tensor hidden_keys = key_pos > query_pos;  // [Tq, S]
+  if (rows.segments.defined()) {
+    hidden_keys = hidden_keys.logical_or(rows.segments.index_select(0, query_index).view({queries, 1}) !=
+                                         rows.segments.view({1, own}));
+  }
+  const at::Tensor mask = at::zeros({queries, own}, own_scores.options())
+                              .masked_fill(hidden_keys, -std::numeric_limits<double>::infinity());
+  own_scores = (own_scores.view({batch, kv_heads, groups, queries, own}) + mask)
+                   .view({batch, kv_heads, groups * queries, own});
 
   if (prefix == nullptr || prefix->empty()) {
     at::Tensor probs = at::softmax(own_scores, -1, at::kFloat).to(v.scalar_type());
-    at::Tensor out = at::matmul(probs, v);  // [B, KV, G*T, D]
-    out = out.view({batch, c.num_heads, steps, dim}).transpose(1, 2).reshape({batch, steps, c.num_heads * dim});
+    at::Tensor out = at::matmul(probs, v);  // [B, KV, G*Tq, D]
+    out = out.view({batch, c.num_heads, queries, dim}).transpose(1, 2).reshape({batch, queries, c.num_heads * dim});
     return runtime::nn::linear(out, layer.o_weight);
   }
 
   // Shared prefix [1, KV, P, D]: fold the batch into the query rows so one GEMM
-  // per KV head reads the prefix once: [KV, B*G*T, D] x [KV, D, P].
+  // per KV head reads the prefix once: [KV, B*G*Tq, D] x [KV, D, P].
   const at::Tensor& pk = prefix->keys[index];
   const at::Tensor& pv = prefix->values[index];
   const std::int64_t plen = pk.size(2);
-  at::Tensor q_rows = qg.transpose(0, 1).reshape({kv_heads, batch * groups * steps, dim});
-  at::Tensor prefix_scores = at::matmul(q_rows, pk[0].transpose(1, 2)) * scale;  // [KV, B*G*T, P]
-  prefix_scores = prefix_scores.view({kv_heads, batch, groups * steps, plen}).transpose(0, 1);
+  at::Tensor q_rows = qg.transpose(0, 1).reshape({kv_heads, batch * groups * queries, dim});
+  at::Tensor prefix_scores = at::matmul(q_rows, pk[0].transpose(1, 2)) * scale;  // [KV, B*G*Tq, P]
+  prefix_scores = prefix_scores.view({kv_heads, batch, groups * queries, plen}).transpose(0, 1);
   // One softmax over [prefix keys ; own keys].
   at::Tensor probs = at::softmax(at::cat({prefix_scores, own_scores}, -1), -1, at::kFloat).to(v.scalar_type());
-  at::Tensor prefix_probs = probs.narrow(-1, 0, plen);   // [B, KV, G*T, P]
-  at::Tensor own_probs = probs.narrow(-1, plen, own);    // [B, KV, G*T, S]
-  at::Tensor out_prefix = at::matmul(prefix_probs.transpose(0, 1).reshape({kv_heads, batch * groups * steps, plen}), pv[0])
-                              .view({kv_heads, batch, groups * steps, dim})
+  at::Tensor prefix_probs = probs.narrow(-1, 0, plen);   // [B, KV, G*Tq, P]
+  at::Tensor own_probs = probs.narrow(-1, plen, own);    // [B, KV, G*Tq, S]
+  at::Tensor out_prefix = at::matmul(prefix_probs.transpose(0, 1).reshape({kv_heads, batch * groups * queries, plen}), pv[0])
+                              .view({kv_heads, batch, groups * queries, dim})
                               .transpose(0, 1);
-  at::Tensor out = out_prefix + at::matmul(own_probs, v);  // [B, KV, G*T, D]
-  out = out.reshape({batch, c.num_heads, steps, dim}).transpose(1, 2).reshape({batch, steps, c.num_heads * dim});
+  at::Tensor out = out_prefix + at::matmul(own_probs, v);  // [B, KV, G*Tq, D]
+  out = out.reshape({batch, c.num_heads, queries, dim}).transpose(1, 2).reshape({batch, queries, c.num_heads * dim});
   return runtime::nn::linear(out, layer.o_weight);
 }
 
@@ -269,6 +285,21 @@ DecoderOutput Qwen2Decoder::forward(const DecoderInput& input) const {
   if (input.cache != nullptr && !input.cache->empty() && input.cache->batch() != batch) {
     throw Error(ErrorCode::InvalidArgument, "Qwen2Decoder: the cache batch differs from the input batch");
   }
+  if ((input.segments.defined() || input.read_positions.defined()) && batch != 1) {
+    throw Error(ErrorCode::InvalidArgument, "Qwen2Decoder: packed rows and read positions need batch 1");
+  }
+  if (input.segments.defined() &&
+      (input.segments.dim() != 1 || input.segments.size(0) != steps || (input.cache != nullptr && !input.cache->empty()))) {
+    throw Error(ErrorCode::InvalidArgument, "Qwen2Decoder: segments must be [T] and the own cache empty");
+  }
+  if (input.read_positions.defined() &&
+      (input.read_positions.dim() != 1 || input.read_positions.size(0) == 0 ||
+       input.read_positions.min().item<std::int64_t>() < 0 || input.read_positions.max().item<std::int64_t>() >= steps)) {
+    throw Error(ErrorCode::InvalidArgument, fmt::format("Qwen2Decoder: read_positions must be [N > 0] in [0, {})", steps));
+  }
+  if (input.cache_only && (input.cache == nullptr || input.collect_hidden_states)) {
+    throw Error(ErrorCode::InvalidArgument, "Qwen2Decoder: cache_only needs a cache and no collected hidden states");
+  }
   auto [cos, sin] = rotary(input.position_ids);
   DecoderOutput output;
   at::Tensor x = embeds.to(dtype_);
@@ -276,8 +307,15 @@ DecoderOutput Qwen2Decoder::forward(const DecoderInput& input) const {
     if (input.call != nullptr) input.call->check();
     if (input.collect_hidden_states) output.hidden_states.push_back(x);
     const Layer& layer = layers_[i];
-    x = x + attention(layer, i, runtime::nn::rms_norm(x, layer.input_norm, config_.rms_norm_eps), cos, sin,
-                      input.shared_prefix, input.cache);
+    // Only the last layer's outputs can be left out: every earlier layer feeds
+    // the keys and values of the next.
+    const bool last = i + 1 == layers_.size();
+    QueryRows rows{input.segments, last ? input.read_positions : at::Tensor(), last && input.cache_only};
+    const at::Tensor attended = attention(layer, i, runtime::nn::rms_norm(x, layer.input_norm, config_.rms_norm_eps),
+                                          cos, sin, input.shared_prefix, input.cache, rows);
+    if (rows.keys_only) return output;
+    if (rows.positions.defined()) x = x.index_select(1, rows.positions);
+    x = x + attended;
     at::Tensor h = runtime::nn::rms_norm(x, layer.post_attention_norm, config_.rms_norm_eps);
     x = x + runtime::nn::linear(at::silu(runtime::nn::linear(h, layer.gate_weight)) * runtime::nn::linear(h, layer.up_weight),
                        layer.down_weight);

@@ -68,12 +68,25 @@ struct DecoderInput {
   KvCache* cache = nullptr;
   /// Keep the input of every layer and the final normed output (HF hidden_states).
   bool collect_hidden_states = false;
+  /// Batch 1 only: packed rows. `segments` [T] int64 gives each token's row; a
+  /// token attends to the shared prefix and to the earlier tokens of its own
+  /// row, so many short continuations run as one sequence with no padding.
+  /// Needs no own past (cache null or empty). Undefined = one row.
+  at::Tensor segments;
+  /// Batch 1 only: the token indices [N] int64 whose final hidden state is
+  /// read. The last layer then runs its attention output and MLP only there
+  /// (its keys and values still cover every token), and last_hidden is
+  /// [1, N, hidden]. Undefined = every token.
+  at::Tensor read_positions;
+  /// Only fill `cache`: the last layer stops after its keys and values, and
+  /// last_hidden stays undefined (a prefix whose outputs are never read).
+  bool cache_only = false;
   /// Checked between layers (deadline / cancellation). May be null.
   const CallContext* call = nullptr;
 };
 
 struct DecoderOutput {
-  at::Tensor last_hidden;                  ///< [B, T, hidden] after the final norm.
+  at::Tensor last_hidden;                  ///< [B, T, hidden] after the final norm ([1, N, hidden] with read_positions).
   std::vector<at::Tensor> hidden_states;  ///< num_layers + 1 entries when collected.
 };
 
@@ -112,9 +125,18 @@ class Qwen2Decoder {
   };
   /// cos, sin [B, T, head_dim] in the compute dtype.
   std::pair<at::Tensor, at::Tensor> rotary(const at::Tensor& position_ids) const;
+  /// Which queries one attention call answers (see DecoderInput).
+  struct QueryRows {
+    at::Tensor segments;   ///< [T] row of each token, or undefined
+    at::Tensor positions;  ///< [N] token indices answered, or undefined = all
+    bool keys_only = false;
+  };
+  /// Self-attention of one layer over normed x [B, T, hidden]: appends this
+  /// call's keys/values to `cache` and returns [B, T or N, hidden], or an
+  /// undefined tensor when `rows.keys_only`.
   at::Tensor attention(const Layer& layer, std::size_t index, const at::Tensor& x,
                        const at::Tensor& cos, const at::Tensor& sin, const KvCache* prefix,
-                       KvCache* cache) const;
+                       KvCache* cache, const QueryRows& rows) const;
 
   Qwen2Config config_;
   at::ScalarType dtype_;

@@ -160,3 +160,64 @@ TEST_CASE("qwen2 batched continuations over a shared prefix equal full forwards"
     QWEN_CHECK_CLOSE("continuation " << b, decoder.logits(batched_hidden[b].narrow(0, 0, len)), reference, kTolerance);
   }
 }
+
+TEST_CASE("qwen2 packed rows with read positions equal full forwards; cache_only fills the same cache",
+          "[parity][qwen2]") {
+  at::set_num_threads(1);
+  const Qwen2Decoder decoder = load_fixture_decoder(qwen_test::fixture_dir("qwen2"));
+  const std::int64_t prefix_len = 9;
+  const at::Tensor prefix_ids = at::arange(100, 100 + prefix_len, at::kLong).view({1, prefix_len});
+
+  // The prefix once with every output, once cache-only: equal keys and values, no outputs.
+  KvCache prefix, prefix_only;
+  DecoderInput pre;
+  pre.embeds = decoder.embed(prefix_ids);
+  pre.position_ids = text_positions(1, prefix_len);
+  pre.cache = &prefix;
+  decoder.forward(pre);
+  pre.cache = &prefix_only;
+  pre.cache_only = true;
+  CHECK_FALSE(decoder.forward(pre).last_hidden.defined());
+  REQUIRE(prefix_only.keys.size() == prefix.keys.size());
+  for (std::size_t layer = 0; layer < prefix.keys.size(); ++layer) {
+    CHECK(at::equal(prefix_only.keys[layer], prefix.keys[layer]));
+    CHECK(at::equal(prefix_only.values[layer], prefix.values[layer]));
+  }
+
+  // Three rows packed into one sequence; each row restarts at position prefix_len.
+  const std::vector<std::vector<std::int64_t>> rows = {{5, 17, 300, 42}, {7}, {900, 1, 2, 3, 4, 5, 6}};
+  std::vector<std::int64_t> ids, segments, positions, last;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    for (std::size_t j = 0; j < rows[r].size(); ++j) {
+      ids.push_back(rows[r][j]);
+      segments.push_back(static_cast<std::int64_t>(r));
+      positions.push_back(prefix_len + static_cast<std::int64_t>(j));
+    }
+    last.push_back(static_cast<std::int64_t>(ids.size()) - 1);
+  }
+  const auto total = static_cast<std::int64_t>(ids.size());
+  DecoderInput packed;
+  packed.embeds = decoder.embed(at::tensor(ids, at::kLong).view({1, total}));
+  packed.position_ids = at::tensor(positions, at::kLong).view({1, 1, total}).expand({3, 1, total}).contiguous();
+  packed.shared_prefix = &prefix_only;
+  packed.segments = at::tensor(segments, at::kLong);
+  packed.read_positions = at::tensor(last, at::kLong);
+  const at::Tensor hidden = decoder.forward(packed).last_hidden;  // [1, rows, H]
+  REQUIRE(hidden.size(1) == static_cast<std::int64_t>(rows.size()));
+
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const auto len = static_cast<std::int64_t>(rows[r].size());
+    DecoderInput full;
+    full.embeds = decoder.embed(at::cat({prefix_ids, at::tensor(rows[r], at::kLong).view({1, len})}, 1));
+    full.position_ids = text_positions(1, prefix_len + len);
+    const at::Tensor reference = decoder.logits(decoder.forward(full).last_hidden[0][prefix_len + len - 1]);
+    QWEN_CHECK_CLOSE("row " << r, decoder.logits(hidden[0][static_cast<std::int64_t>(r)]), reference, kTolerance);
+  }
+
+  // Misuse is an error, not a wrong answer.
+  packed.read_positions = at::tensor(std::vector<std::int64_t>{total}, at::kLong);
+  CHECK_THROWS_AS(decoder.forward(packed), imgjudge::Error);
+  packed.read_positions = at::Tensor();
+  packed.segments = at::zeros({total + 1}, at::kLong);
+  CHECK_THROWS_AS(decoder.forward(packed), imgjudge::Error);
+}

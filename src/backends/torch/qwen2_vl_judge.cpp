@@ -25,12 +25,13 @@ using models::KvCache;
 using models::QwenVLModel;
 using TokenIds = std::vector<std::int64_t>;
 
-// Most tokens (rows x longest row) one batched forward takes; longer question
-// lists run in chunks (bounded activation memory: the MLP's [tokens,
-// intermediate] is 73 MiB at Qwen2-VL-2B's width in float32), each still
-// sharing the prefix KV cache. A few hundred tokens already run the GEMMs near
-// full speed.
-constexpr std::size_t kMaxBatchTokens = 2048;
+// Most tokens one packed scoring pass takes; longer question lists run in
+// chunks, each still sharing the prefix KV cache. Bounds the activations (the
+// MLP's [tokens, intermediate]: 37 MiB at Qwen2-VL-2B's width in float32) and
+// the packed rows' own attention scores, which grow with tokens squared
+// ([KV, G x tokens, tokens]: 48 MiB). A few hundred tokens already run the
+// GEMMs near full speed.
+constexpr std::size_t kMaxBatchTokens = 1024;
 
 // Question heads kept per image (one per distinct question template in practice).
 constexpr std::size_t kMaxQuestionHeads = 4;
@@ -99,7 +100,6 @@ class QwenVLJudge final : public VisionLanguageModel {
       if (auto id = tokenizer_.token_to_id(name)) stop_ids_.push_back(*id);
     }
     if (stop_ids_.empty()) throw Error(ErrorCode::InvalidModel, dir_ + ": tokenizer has no <|im_end|> token");
-    pad_id_ = stop_ids_.front();
   }
 
   std::string model_id() const override {
@@ -155,11 +155,10 @@ class QwenVLJudge final : public VisionLanguageModel {
     std::vector<double> scores;
     for (std::size_t start = 0, stop = 0; start < continuations.size(); start = stop) {
       // Rows [start, stop): as many as fit the token budget, at least one.
-      std::size_t longest = continuations[start].size();
+      std::size_t tokens = continuations[start].size();
       for (stop = start + 1; stop < continuations.size(); ++stop) {
-        const std::size_t widened = std::max(longest, continuations[stop].size());
-        if (widened * (stop - start + 1) > kMaxBatchTokens) break;
-        longest = widened;
+        if (tokens + continuations[stop].size() > kMaxBatchTokens) break;
+        tokens += continuations[stop].size();
       }
       const at::Tensor hidden = last_hidden(*prefix, {continuations.begin() + static_cast<std::ptrdiff_t>(start),
                                                       continuations.begin() + static_cast<std::ptrdiff_t>(stop)},
@@ -302,6 +301,7 @@ class QwenVLJudge final : public VisionLanguageModel {
     input.embeds = model_->embed_prompt(prefix.ids, image_features);
     input.position_ids = rope.position_ids;
     input.cache = &prefix.cache;
+    input.cache_only = true;  // a prefix's own outputs are never read
     input.call = &call;
     model_->decoder().forward(input);
     return prefix;
@@ -341,11 +341,21 @@ class QwenVLJudge final : public VisionLanguageModel {
   }
 
   // `base` followed by `tokens`, as one batch-1 prefix: the tokens run once over
-  // base's cache, and their keys/values are joined to it (per layer
+  // base's cache (keys and values only), and are joined to it (per layer
   // [1, kv_heads, base + tokens, head_dim]).
   Prefix extend(const Prefix& base, const TokenIds& tokens, const CallContext& call) const {
     KvCache added;
-    last_hidden(base, {tokens}, static_cast<std::int64_t>(base.ids.size()), &added, call);
+    const auto count = static_cast<std::int64_t>(tokens.size());
+    const auto start = static_cast<std::int64_t>(base.ids.size());
+    models::DecoderInput input;
+    input.embeds = model_->decoder().embed(at::tensor(tokens, at::kLong).view({1, count}));
+    input.position_ids =
+        (at::arange(start, start + count, at::kLong) + base.rope_delta).view({1, 1, count}).expand({3, 1, count}).contiguous();
+    input.shared_prefix = &base.cache;
+    input.cache = &added;
+    input.cache_only = true;
+    input.call = &call;
+    model_->decoder().forward(input);
     Prefix out;
     out.ids = base.ids;
     out.ids.insert(out.ids.end(), tokens.begin(), tokens.end());
@@ -357,32 +367,33 @@ class QwenVLJudge final : public VisionLanguageModel {
     return out;
   }
 
-  // Runs right-padded continuations after `prefix` (positions from `start`)
-  // and returns the final hidden state [B, H] at each row's last real token.
+  // Runs continuations after `prefix`, each starting at position `start`, as
+  // one packed sequence (no padding: a row attends to the prefix and its own
+  // earlier tokens) and returns the final hidden state [N, H] at each row's
+  // last token; the last layer computes only those N positions.
   at::Tensor last_hidden(const Prefix& prefix, const std::vector<TokenIds>& rows, std::int64_t start, KvCache* own,
-                 const CallContext& call) const {
-    std::size_t longest = 0;
-    for (const TokenIds& r : rows) longest = std::max(longest, r.size());
-    const auto batch = static_cast<std::int64_t>(rows.size()), steps = static_cast<std::int64_t>(longest);
-    at::Tensor ids = at::full({batch, steps}, pad_id_, at::kLong);
-    at::Tensor last = at::empty({batch}, at::kLong);
-    for (std::int64_t b = 0; b < batch; ++b) {
-      const TokenIds& r = rows[static_cast<std::size_t>(b)];
-      ids[b].narrow(0, 0, static_cast<std::int64_t>(r.size())).copy_(at::tensor(r, at::kLong));
-      last[b] = static_cast<std::int64_t>(r.size()) - 1;
+                         const CallContext& call) const {
+    std::vector<std::int64_t> ids, segments, positions, last;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      for (std::size_t j = 0; j < rows[r].size(); ++j) {
+        ids.push_back(rows[r][j]);
+        segments.push_back(static_cast<std::int64_t>(r));
+        positions.push_back(start + static_cast<std::int64_t>(j));
+      }
+      last.push_back(static_cast<std::int64_t>(ids.size()) - 1);
     }
-    // Text after the image: all three M-RoPE rows equal index + rope delta.
-    at::Tensor positions =
-        (at::arange(start, start + steps, at::kLong) + prefix.rope_delta).view({1, 1, steps}).expand({3, batch, steps});
+    const auto total = static_cast<std::int64_t>(ids.size());
     models::DecoderInput input;
-    input.embeds = model_->decoder().embed(ids);
-    input.position_ids = positions.contiguous();
+    input.embeds = model_->decoder().embed(at::tensor(ids, at::kLong).view({1, total}));
+    // Text after the image: all three M-RoPE rows equal index + rope delta.
+    input.position_ids =
+        (at::tensor(positions, at::kLong) + prefix.rope_delta).view({1, 1, total}).expand({3, 1, total}).contiguous();
+    if (rows.size() > 1) input.segments = at::tensor(segments, at::kLong);
+    input.read_positions = at::tensor(last, at::kLong);
     input.shared_prefix = prefix.ids.empty() ? nullptr : &prefix.cache;
     input.cache = own;
     input.call = &call;
-    const at::Tensor hidden = model_->decoder().forward(input).last_hidden;  // [B, T, H]
-    // Causal attention + right padding: a row's real tokens never see its pads.
-    return hidden.gather(1, last.view({batch, 1, 1}).expand({batch, 1, hidden.size(2)})).squeeze(1);
+    return model_->decoder().forward(input).last_hidden[0];  // [N, H]
   }
 
   AnswerIds resolve_answers(const AnswerWords& answers) const {
@@ -424,7 +435,6 @@ class QwenVLJudge final : public VisionLanguageModel {
   models::QwenImageProcessorConfig processor_;
   std::string dtype_label_;
   std::vector<std::int32_t> stop_ids_;
-  std::int64_t pad_id_ = 0;
 };
 
 }  // namespace
