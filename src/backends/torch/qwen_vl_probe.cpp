@@ -28,14 +28,20 @@ double median_seconds(int repetitions, const std::function<void()>& run) {
 }
 
 // FLOPs of `tokens` new tokens through the decoder, each attending to
-// `context` earlier positions plus (causally) the new ones before it.
-double decoder_flops(const models::Qwen2Config& c, double tokens, double context) {
+// `context` earlier positions plus (causally) the new ones before it. The last
+// layer answers only `read` of them (keys and values still for all), as the
+// Judge runs it: 0 for a prefix, one per question when scoring.
+double decoder_flops(const models::Qwen2Config& c, double tokens, double context, double read) {
   const double q_out = double(c.num_heads) * c.head_dim;
   const double kv_out = double(c.num_kv_heads) * c.head_dim;
-  const double projections = 2.0 * tokens * c.hidden_size * (2 * q_out + 2 * kv_out);
-  const double mlp = 2.0 * tokens * c.hidden_size * c.intermediate_size * 3;
-  const double attention = 4.0 * tokens * (context + (tokens + 1) / 2.0) * q_out;
-  return double(c.num_layers) * (projections + mlp + attention);
+  auto layer = [&](double queries) {
+    const double keys_values = 2.0 * tokens * c.hidden_size * 2 * kv_out;
+    const double query_output = 2.0 * queries * c.hidden_size * 2 * q_out;
+    const double mlp = 2.0 * queries * c.hidden_size * c.intermediate_size * 3;
+    const double attention = 4.0 * queries * (context + (tokens + 1) / 2.0) * q_out;
+    return keys_values + query_output + mlp + attention;
+  };
+  return double(c.num_layers - 1) * layer(tokens) + layer(read);
 }
 
 double vision_flops(const models::QwenVisionConfig& v, std::int64_t out_hidden, double patches) {
@@ -92,13 +98,14 @@ QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const
   const at::Tensor prefix_embeds = model->embed_prompt(ids, features);
   models::KvCache prefix;
   out.prefill.tokens = out.prefix_tokens;
-  out.prefill.flops = decoder_flops(config.text, double(out.prefix_tokens), 0);
+  out.prefill.flops = decoder_flops(config.text, double(out.prefix_tokens), 0, 0);
   out.prefill.seconds = median_seconds(request.repetitions, [&] {
     prefix = models::KvCache{};
     models::DecoderInput input;
     input.embeds = prefix_embeds;
     input.position_ids = rope.position_ids;
     input.cache = &prefix;
+    input.cache_only = true;  // as the Judge: a prefix's outputs are never read
     model->decoder().forward(input);
   });
 
@@ -109,25 +116,29 @@ QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const
     return positions.view({1, 1, length}).expand({3, batch, length}).contiguous();
   };
 
-  // One batched scoring pass over the shared prefix, logits at each row's last token.
-  const std::int64_t batch = request.batch, length = request.question_tokens;
-  const at::Tensor question_ids = at::full({batch, length}, ordinary, at::kLong);
-  const at::Tensor question_embeds = model->decoder().embed(question_ids);
-  const at::Tensor question_positions = continuation_positions(batch, length, 0);
-  out.scoring.tokens = batch * length;
+  // One scoring pass over the shared prefix as the Judge runs it: the
+  // questions packed into one sequence, the last layer and the answer-token
+  // logits only at each question's last token.
+  const std::int64_t batch = request.batch, length = request.question_tokens, total = batch * length;
+  const at::Tensor question_embeds = model->decoder().embed(at::full({1, total}, ordinary, at::kLong));
+  const at::Tensor question_positions =
+      (at::arange(length, at::kLong).repeat({batch}) + next_position).view({1, 1, total}).expand({3, 1, total}).contiguous();
+  const at::Tensor segments = at::arange(batch, at::kLong).repeat_interleave(length);  // [total]
+  const at::Tensor last_tokens = at::arange(1, batch + 1, at::kLong) * length - 1;     // [batch]
+  out.scoring.tokens = total;
   // The Judge reads only the answer tokens' logits (4 spellings each of yes and no).
   const at::Tensor answer_columns = at::arange(8, at::kLong) + ordinary;
-  out.scoring.flops = double(batch) * decoder_flops(config.text, double(length), double(out.prefix_tokens)) +
+  out.scoring.flops = double(batch) * decoder_flops(config.text, double(length), double(out.prefix_tokens), 1) +
                       2.0 * batch * config.text.hidden_size * double(answer_columns.numel());
   out.scoring.seconds = median_seconds(request.repetitions, [&] {
-    models::KvCache own;
     models::DecoderInput input;
     input.embeds = question_embeds;
     input.position_ids = question_positions;
     input.shared_prefix = &prefix;
-    input.cache = &own;
+    input.segments = segments;
+    input.read_positions = last_tokens;
     const models::DecoderOutput result = model->decoder().forward(input);
-    model->decoder().logits_for(result.last_hidden.select(1, length - 1), answer_columns);
+    model->decoder().logits_for(result.last_hidden[0], answer_columns);
   });
 
   // One greedy decode step (batch 1) after the prefix and 16 generated tokens.
@@ -143,7 +154,7 @@ QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const
   const at::Tensor step_embeds = model->decoder().embed(at::full({1, 1}, ordinary, at::kLong));
   const at::Tensor step_positions = continuation_positions(1, 1, 16);
   out.decode.tokens = 1;
-  out.decode.flops = decoder_flops(config.text, 1, double(out.prefix_tokens + 16)) +
+  out.decode.flops = decoder_flops(config.text, 1, double(out.prefix_tokens + 16), 1) +
                      2.0 * config.text.hidden_size * config.text.vocab_size;
   out.decode.seconds = median_seconds(std::max(request.repetitions, 5), [&] {
     models::KvCache step = generated;  // shallow: the step's keys are appended to a copy of the list
