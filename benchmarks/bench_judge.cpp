@@ -26,7 +26,6 @@
 #include "models/random_models.hpp"
 #include "runtime/device.hpp"
 #include "runtime/gemm_probe.hpp"
-#include "runtime/safetensors.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/files.hpp"
 
@@ -36,13 +35,14 @@ using nlohmann::json;
 
 namespace {
 
-const char* kHelp = R"(usage: imgjudge_bench [--quick] [--model DIR] [--dtype auto|bfloat16|float32] [--threads N]
+const char* kHelp = R"(usage: imgjudge_bench [--quick] [--model DIR] [--dtype auto|bfloat16|float32|int8] [--threads N]
                       [--sizes 448,896] [--images N] [--naive-questions N] [--out FILE]
 
 Without --model, a random-weight Qwen2-VL-2B-shaped folder is generated once in
 build/bench-models/ (--quick: the reduced variant, 4 text + 4 vision layers).
 --dtype auto (default): what the library picks on this machine (bfloat16 with
-AVX-512 or CUDA, float32 otherwise).
+AVX-512 or CUDA, float32 otherwise). int8: int8 linear weights; the report
+then also gives its score difference from float32 on the same images.
 --naive-questions N: time the naive loop on N of the 42 questions (spread over
 the rules) and extrapolate to all 42; every naive question costs the same (one
 image encode + one full prefill + one m0 prefill). Default: all.
@@ -78,14 +78,6 @@ std::string cpu_model() {
   return "unknown";
 }
 
-// Bytes the weights take in memory in `dtype` (the checkpoint's file dtype may differ).
-std::int64_t weight_bytes(const std::string& dir, const std::string& dtype) {
-  const auto checkpoint = runtime::SafetensorsCheckpoint::open_folder(dir);
-  std::int64_t elements = 0;
-  for (const auto& name : checkpoint.names()) elements += checkpoint.at(name).numel();
-  return elements * (dtype == "float32" ? 4 : 2);
-}
-
 bool cpu_flag(const std::string& flag) {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -102,9 +94,10 @@ Image test_image(int size, int index) {
   return image::resize(photo, size, size, image::Resample::Bicubic);
 }
 
-std::string ensure_random_model(bool reduced, const std::string& dtype) {
+// A bfloat16 checkpoint, as published models are; other dtypes convert it at load.
+std::string ensure_random_model(bool reduced) {
   const std::string name = reduced ? "qwen2-vl-2b-reduced" : "qwen2-vl-2b";
-  const std::string dir = std::string("build/bench-models/") + name + "-" + dtype;
+  const std::string dir = std::string("build/bench-models/") + name + "-bfloat16";
   if (util::file_exists(util::join_path(dir, "model.safetensors"))) return dir;
   fmt::print(stderr, "bench: generating random-weight {} in {} (once)\n", name, dir);
   models::RandomModelRequest request;
@@ -112,7 +105,7 @@ std::string ensure_random_model(bool reduced, const std::string& dtype) {
   request.tokenizer_dir = IMGJUDGE_SOURCE_DIR "/tests/data/tokenizers/qwen2";
   request.out_dir = dir;
   request.seed = 1;
-  request.dtype = dtype == "float32" ? "f32" : "bf16";
+  request.dtype = "bf16";
   models::make_random_model(request);
   // The real Qwen2-VL-2B image processor (pixel budget up to 16384 tokens), not the tiny test one.
   std::ifstream source(IMGJUDGE_SOURCE_DIR "/benchmarks/models/preprocessor_config.json");
@@ -163,17 +156,22 @@ int main(int argc, char** argv) try {
     if (naive_questions == 0) naive_questions = 8;
   }
   // The dtype the library would choose here, spelled as the probes want it.
-  dtype = runtime::dtype_label(runtime::resolve_device({"cpu", dtype, threads}).dtype);
+  const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", dtype, threads});
+  dtype = target.linear_format == runtime::LinearFormat::Int8 ? "int8" : runtime::dtype_label(target.dtype);
   threads = runtime::set_threads(threads);
-  if (model_dir.empty()) model_dir = ensure_random_model(quick, dtype);
+  if (model_dir.empty()) model_dir = ensure_random_model(quick);
 
   ModelConfig config;
   config.model_dir = model_dir;
   config.dtype = dtype;
   config.threads = threads;
+  const std::int64_t rss_before_load = status_bytes("VmRSS");
   auto load_start = Clock::now();
   const Models models = load_models(config);
   const double load_s = seconds_since(load_start);
+  // What the weights occupy once loaded (a checkpoint in another dtype is
+  // converted and its mapping released; int8 layers keep only packed weights).
+  const std::int64_t weights = status_bytes("VmRSS") - rss_before_load;
   const Constitution constitution = Constitution::from_file(IMGJUDGE_SOURCE_DIR "/benchmarks/constitution-14x3.toml");
 
   JudgeOptions options;
@@ -201,6 +199,7 @@ int main(int argc, char** argv) try {
   for (std::size_t i = 0; i < naive_count; ++i) naive_sample.push_back(questions[i * questions.size() / naive_count]);
 
   json results = json::array();
+  std::vector<std::pair<Image, std::map<std::string, double>>> judged;  // for the int8 comparison
   for (int size : sizes) {
     double naive_s = 0, judge_s = 0, max_score_diff = 0;
     StageTimings stages;
@@ -224,10 +223,12 @@ int main(int argc, char** argv) try {
       stages.scoring_ms += verdict.timings.scoring_ms;
       // Both must have asked the same questions and got the same answers.
       int compared = 0;
+      std::map<std::string, double> scores;
       for (const auto& rule : verdict.rules) {
         for (const auto& item : rule.items) {
           for (const auto& s : item.statements) {
             ++compared;
+            scores[s.statement] = s.score;
             const auto naive = naive_scores.find(s.statement);
             if (naive != naive_scores.end()) max_score_diff = std::max(max_score_diff, std::abs(s.score - naive->second));
           }
@@ -236,6 +237,7 @@ int main(int argc, char** argv) try {
       if (compared != static_cast<int>(questions.size())) {
         throw Error(ErrorCode::Internal, fmt::format("judge asked {} questions, naive {}", compared, questions.size()));
       }
+      judged.emplace_back(image, std::move(scores));
     }
     const double images = images_per_size;
     results.push_back({{"image_size", size},
@@ -255,6 +257,32 @@ int main(int argc, char** argv) try {
   }
 
   const std::int64_t judging_peak_rss = status_bytes("VmHWM");  // before the probes load a second copy
+
+  // int8: how far its scores move from float32 on the same images.
+  json int8_vs_float32 = nullptr;
+  if (dtype == "int8") {
+    ModelConfig reference_config = config;
+    reference_config.dtype = "float32";
+    const Judge reference(constitution, load_models(reference_config), options);
+    double max_diff = 0, sum_diff = 0;
+    int count = 0;
+    for (const auto& [image, scores] : judged) {
+      const Verdict verdict = reference.judge(image);
+      for (const auto& rule : verdict.rules) {
+        for (const auto& item : rule.items) {
+          for (const auto& s : item.statements) {
+            const double diff = std::abs(s.score - scores.at(s.statement));
+            max_diff = std::max(max_diff, diff);
+            sum_diff += diff;
+            ++count;
+          }
+        }
+      }
+    }
+    int8_vs_float32 = {{"max_score_difference", max_diff}, {"mean_score_difference", sum_diff / count},
+                       {"statements", count}};
+    fmt::print(stderr, "bench: int8 vs float32 scores: max |diff| {:.2e}, mean {:.2e}\n", max_diff, sum_diff / count);
+  }
 
   // Components at the first size, each next to the same-shape GEMM.
   backends::torch::ComponentRequest request;
@@ -290,6 +318,14 @@ int main(int argc, char** argv) try {
                 {"achieved_gflops", c.gflops()}, {"gemm_gflops_same_shape", g.gflops},
                 {"gemm_shape", {g.m, g.k, g.n}}, {"efficiency", c.gflops() / g.gflops}};
   };
+  // The three dtypes' GEMM rates here, at one moderate shape (bfloat16 without
+  // AVX-512 runs a scalar loop, so a large shape would take minutes).
+  json gemm_by_dtype = json::object();
+  for (const char* kind : {"float32", "bfloat16", "int8"}) {
+    const auto probe = runtime::probe_gemm(64, 1536, 1536, kind);
+    gemm_by_dtype[kind] = {{"shape", {probe.m, probe.k, probe.n}}, {"gflops", probe.gflops}};
+  }
+
   // The physical floor of one image at this machine's GEMM rates: the vision
   // tower, one prefill of the prefix and the questions' own tokens, each at
   // the speed of a plain GEMM of its shape.
@@ -297,12 +333,11 @@ int main(int argc, char** argv) try {
                                components.prefill.flops / (gemm_prefill.gflops * 1e9) +
                                components.scoring.flops / (gemm_scoring.gflops * 1e9);
   const double judge_seconds = results.front()["imgjudge"]["seconds_per_image"].get<double>();
-  const std::int64_t weights = weight_bytes(model_dir, dtype);
   json report = {
       {"benchmark", "imgjudge.bench_judge/2"},
       {"machine", {{"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()},
                    {"avx512bw", cpu_flag("avx512bw")}, {"avx512_bf16", cpu_flag("avx512_bf16")},
-                   {"blas", runtime::blas_library()}}},
+                   {"blas", runtime::blas_library()}, {"gemm_by_dtype", gemm_by_dtype}}},
       {"model", {{"dir", model_dir}, {"config", json::parse(util::read_file_text(util::join_path(model_dir, "config.json")))}}},
       {"dtype", dtype},
       {"threads", threads},
@@ -331,6 +366,7 @@ int main(int argc, char** argv) try {
       {"peak_rss_bytes", judging_peak_rss},
       {"peak_rss_over_weights", double(judging_peak_rss) / double(weights)},
       {"load_peak_rss_bytes", load_peak_rss},
+      {"int8_vs_float32", int8_vs_float32},
   };
   const std::string text = report.dump(2);
   fmt::print("{}\n", text);

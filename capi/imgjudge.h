@@ -226,7 +226,7 @@ typedef struct imgjudge_judge_options {
   const char *relevance_model_dir; /**< Hugging Face folder of CLIP/SigLIP, or NULL for none. */
   const char *script_path;         /**< Scripted backend only: its answer script (TOML). */
   const char *device;              /**< "cpu" (default) or "cuda[:N]". */
-  const char *dtype;               /**< "auto" (default), "float32" or "bfloat16". */
+  const char *dtype;               /**< "auto" (default), "float32", "bfloat16" or "int8" (int8 linear weights, CPU). */
   int threads;                     /**< Intra-op threads; 0 = all cores. Must be >= 0. */
 
   /* Stages of the method (non-zero = on); all on by default. Switch off for ablations. */

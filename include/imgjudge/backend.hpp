@@ -150,7 +150,7 @@ struct ModelConfig {
   std::string relevance_model_dir;    ///< Hugging Face folder of CLIP/SigLIP (optional).
   std::string script_path;            ///< Scripted backend: its answer script (TOML).
   std::string device = "cpu";         ///< "cpu" or "cuda[:N]".
-  std::string dtype = "auto";         ///< "auto", "float32", "bfloat16".
+  std::string dtype = "auto";         ///< "auto", "float32", "bfloat16", "int8" (int8 linear weights, CPU).
   int threads = 0;                    ///< Intra-op threads; 0 = all cores.
 };
 

@@ -30,7 +30,7 @@ model:
   --model DIR            Hugging Face folder of the model (torch)
   --script FILE          answer script of the scripted backend
   --device DEV           cpu (default) or cuda[:N]
-  --dtype T              auto (default), float32 or bfloat16
+  --dtype T              auto (default), float32, bfloat16 or int8
   --threads N            intra-op threads (default: all cores)
   --max-new-tokens N     per answer (default 384)
 method:
@@ -59,7 +59,7 @@ model:
   --model DIR            Hugging Face folder of the model (torch)
   --script FILE          answer script of the scripted backend
   --device DEV           cpu (default) or cuda[:N]
-  --dtype T              auto (default), float32 or bfloat16
+  --dtype T              auto (default), float32, bfloat16 or int8
   --threads N            intra-op threads (default: all cores)
   --max-new-tokens N     per answer (default 768)
 method:

@@ -27,7 +27,7 @@ models:
   --relevance-model DIR     Hugging Face folder of CLIP/SigLIP for relevance scanning (optional)
   --script FILE             answer script of the scripted backend
   --device DEV              cpu (default) or cuda[:N]
-  --dtype T                 auto (default), float32 or bfloat16
+  --dtype T                 auto (default), float32, bfloat16 or int8
   --threads N               intra-op threads (default: all cores)
 constitution and method:
   --constitution FILE       TOML rules (default: the bundled default constitution)

@@ -41,7 +41,7 @@ options:
   --backend NAME            torch (default) or scripted
   --script FILE             answer script of the scripted backend
   --device DEV              cpu (default) or cuda[:N]
-  --dtype T                 auto (default), float32 or bfloat16
+  --dtype T                 auto (default), float32, bfloat16 or int8
   --threads N               intra-op threads (default: all cores)
 
 exit status: 0 scored, 2 usage or input error

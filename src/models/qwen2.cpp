@@ -127,21 +127,19 @@ Qwen2Decoder::Qwen2Decoder(Qwen2Config config, const runtime::WeightStore& trans
     Layer layer;
     layer.input_norm = weights(p + "input_layernorm.weight", {c.hidden_size});
     layer.post_attention_norm = weights(p + "post_attention_layernorm.weight", {c.hidden_size});
-    layer.q_weight = weights(p + "self_attn.q_proj.weight", {q_dim, c.hidden_size});
-    layer.q_bias = weights(p + "self_attn.q_proj.bias", {q_dim});
-    layer.k_weight = weights(p + "self_attn.k_proj.weight", {kv_dim, c.hidden_size});
-    layer.k_bias = weights(p + "self_attn.k_proj.bias", {kv_dim});
-    layer.v_weight = weights(p + "self_attn.v_proj.weight", {kv_dim, c.hidden_size});
-    layer.v_bias = weights(p + "self_attn.v_proj.bias", {kv_dim});
-    layer.o_weight = weights(p + "self_attn.o_proj.weight", {c.hidden_size, q_dim});
-    layer.gate_weight = weights(p + "mlp.gate_proj.weight", {c.intermediate_size, c.hidden_size});
-    layer.up_weight = weights(p + "mlp.up_proj.weight", {c.intermediate_size, c.hidden_size});
-    layer.down_weight = weights(p + "mlp.down_proj.weight", {c.hidden_size, c.intermediate_size});
+    layer.q_proj = transformer.linear(p + "self_attn.q_proj", q_dim, c.hidden_size, true);
+    layer.k_proj = transformer.linear(p + "self_attn.k_proj", kv_dim, c.hidden_size, true);
+    layer.v_proj = transformer.linear(p + "self_attn.v_proj", kv_dim, c.hidden_size, true);
+    layer.o_proj = transformer.linear(p + "self_attn.o_proj", c.hidden_size, q_dim, false);
+    layer.gate_proj = transformer.linear(p + "mlp.gate_proj", c.intermediate_size, c.hidden_size, false);
+    layer.up_proj = transformer.linear(p + "mlp.up_proj", c.intermediate_size, c.hidden_size, false);
+    layer.down_proj = transformer.linear(p + "mlp.down_proj", c.hidden_size, c.intermediate_size, false);
     layers_.push_back(std::move(layer));
   }
   final_norm_ = weights("norm.weight", {c.hidden_size});
   lm_head_ = c.tie_word_embeddings ? embed_tokens_
                                    : root.get(lm_head_name, {c.vocab_size, c.hidden_size});
+  lm_head_linear_ = runtime::Linear(lm_head_, std::nullopt, transformer.linear_format());
   // inv_freq = 1 / theta^(2i / head_dim), computed in float32 as HF does.
   inv_freq_ = 1.0 / at::pow(c.rope_theta, at::arange(0, c.head_dim, 2, at::kLong).to(at::kFloat) /
                                               static_cast<double>(c.head_dim));
@@ -190,8 +188,8 @@ at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const 
   const std::int64_t kv_heads = c.num_kv_heads, groups = c.num_heads / c.num_kv_heads;
   const at::Tensor cos_h = cos.unsqueeze(1), sin_h = sin.unsqueeze(1);  // [B, 1, T, D]
   // k/v [B, KV, T, D] for every token: later queries (or calls) read them.
-  at::Tensor k = runtime::nn::linear(x, layer.k_weight, layer.k_bias).view({batch, steps, kv_heads, dim}).transpose(1, 2);
-  at::Tensor v = runtime::nn::linear(x, layer.v_weight, layer.v_bias).view({batch, steps, kv_heads, dim}).transpose(1, 2);
+  at::Tensor k = layer.k_proj(x).view({batch, steps, kv_heads, dim}).transpose(1, 2);
+  at::Tensor v = layer.v_proj(x).view({batch, steps, kv_heads, dim}).transpose(1, 2);
   k = k * cos_h + rotate_half(k) * sin_h;
 
   const std::int64_t past = cache != nullptr ? cache->length() : 0;
@@ -212,7 +210,7 @@ at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const 
   const at::Tensor query_index = rows.positions.defined() ? rows.positions : at::arange(steps, at::kLong);  // [Tq]
   const std::int64_t queries = query_index.size(0);
   const at::Tensor xq = rows.positions.defined() ? x.index_select(1, query_index) : x;
-  at::Tensor q = runtime::nn::linear(xq, layer.q_weight, layer.q_bias).view({batch, queries, c.num_heads, dim}).transpose(1, 2);
+  at::Tensor q = layer.q_proj(xq).view({batch, queries, c.num_heads, dim}).transpose(1, 2);
   if (rows.positions.defined()) {
     q = q * cos_h.index_select(2, query_index) + rotate_half(q) * sin_h.index_select(2, query_index);
   } else {
@@ -243,7 +241,7 @@ at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const 
     at::Tensor probs = at::softmax(own_scores, -1, at::kFloat).to(v.scalar_type());
     at::Tensor out = at::matmul(probs, v);  // [B, KV, G*Tq, D]
     out = out.view({batch, c.num_heads, queries, dim}).transpose(1, 2).reshape({batch, queries, c.num_heads * dim});
-    return runtime::nn::linear(out, layer.o_weight);
+    return layer.o_proj(out);
   }
 
   // Shared prefix [1, KV, P, D]: fold the batch into the query rows so one GEMM
@@ -263,7 +261,7 @@ at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const 
                               .transpose(0, 1);
   at::Tensor out = out_prefix + at::matmul(own_probs, v);  // [B, KV, G*Tq, D]
   out = out.reshape({batch, c.num_heads, queries, dim}).transpose(1, 2).reshape({batch, queries, c.num_heads * dim});
-  return runtime::nn::linear(out, layer.o_weight);
+  return layer.o_proj(out);
 }
 
 DecoderOutput Qwen2Decoder::forward(const DecoderInput& input) const {
@@ -317,8 +315,7 @@ DecoderOutput Qwen2Decoder::forward(const DecoderInput& input) const {
     if (rows.positions.defined()) x = x.index_select(1, rows.positions);
     x = x + attended;
     at::Tensor h = runtime::nn::rms_norm(x, layer.post_attention_norm, config_.rms_norm_eps);
-    x = x + runtime::nn::linear(at::silu(runtime::nn::linear(h, layer.gate_weight)) * runtime::nn::linear(h, layer.up_weight),
-                       layer.down_weight);
+    x = x + layer.down_proj(at::silu(layer.gate_proj(h)) * layer.up_proj(h));
   }
   output.last_hidden = runtime::nn::rms_norm(x, final_norm_, config_.rms_norm_eps);
   if (input.collect_hidden_states) output.hidden_states.push_back(output.last_hidden);
@@ -326,7 +323,7 @@ DecoderOutput Qwen2Decoder::forward(const DecoderInput& input) const {
 }
 
 at::Tensor Qwen2Decoder::logits(const at::Tensor& hidden) const {
-  return runtime::nn::linear(hidden.to(dtype_), lm_head_).to(at::kFloat);
+  return lm_head_linear_(hidden.to(dtype_)).to(at::kFloat);
 }
 
 at::Tensor Qwen2Decoder::logits_for(const at::Tensor& hidden, const at::Tensor& token_ids) const {

@@ -120,8 +120,8 @@ class Qwen2Decoder {
  private:
   struct Layer {
     at::Tensor input_norm, post_attention_norm;
-    at::Tensor q_weight, q_bias, k_weight, k_bias, v_weight, v_bias, o_weight;
-    at::Tensor gate_weight, up_weight, down_weight;
+    runtime::Linear q_proj, k_proj, v_proj, o_proj;
+    runtime::Linear gate_proj, up_proj, down_proj;
   };
   /// cos, sin [B, T, head_dim] in the compute dtype.
   std::pair<at::Tensor, at::Tensor> rotary(const at::Tensor& position_ids) const;
@@ -143,7 +143,8 @@ class Qwen2Decoder {
   at::Tensor embed_tokens_;
   std::vector<Layer> layers_;
   at::Tensor final_norm_;
-  at::Tensor lm_head_;
+  at::Tensor lm_head_;             // dense rows: logits_for() reads a few of them
+  runtime::Linear lm_head_linear_;  // the full head in the store's linear format (decoding)
   at::Tensor inv_freq_;  // [head_dim / 2] float32
 };
 

@@ -92,20 +92,16 @@ class Qwen25VLVisionTower final : public QwenVisionTower {
     for (std::int64_t i = 0; i < config.depth; ++i) {
       const auto b = weights.scope(fmt::format("blocks.{}", i));
       blocks_.push_back(Block{b.get("norm1.weight", {d}), b.get("norm2.weight", {d}),
-                              {b.get("attn.qkv.weight", {3 * d, d}), b.get("attn.qkv.bias", {3 * d}),
-                               b.get("attn.proj.weight", {d, d}), b.get("attn.proj.bias", {d})},
-                              b.get("mlp.gate_proj.weight", {mlp, d}), b.get("mlp.gate_proj.bias", {mlp}),
-                              b.get("mlp.up_proj.weight", {mlp, d}), b.get("mlp.up_proj.bias", {mlp}),
-                              b.get("mlp.down_proj.weight", {d, mlp}), b.get("mlp.down_proj.bias", {d}),
+                              {b.linear("attn.qkv", 3 * d, d, true), b.linear("attn.proj", d, d, true)},
+                              b.linear("mlp.gate_proj", mlp, d, true), b.linear("mlp.up_proj", mlp, d, true),
+                              b.linear("mlp.down_proj", d, mlp, true),
                               std::count(config.fullatt_block_indexes.begin(), config.fullatt_block_indexes.end(),
                                          i) > 0});
     }
     const std::int64_t merged = d * config.spatial_merge_size * config.spatial_merge_size;
     ln_q_weight_ = weights.get("merger.ln_q.weight", {d});
-    mlp0_weight_ = weights.get("merger.mlp.0.weight", {merged, merged});
-    mlp0_bias_ = weights.get("merger.mlp.0.bias", {merged});
-    mlp2_weight_ = weights.get("merger.mlp.2.weight", {config.out_hidden_size, merged});
-    mlp2_bias_ = weights.get("merger.mlp.2.bias", {config.out_hidden_size});
+    merger_fc1_ = weights.linear("merger.mlp.0", merged, merged, true);
+    merger_fc2_ = weights.linear("merger.mlp.2", config.out_hidden_size, merged, true);
   }
 
   at::Tensor forward(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids, const CallContext* call,
@@ -131,13 +127,11 @@ class Qwen25VLVisionTower final : public QwenVisionTower {
       x = x + vision_attention(runtime::nn::rms_norm(x, b.norm1_weight, kVisionNormEps), b.attn, config_.num_heads,
                                angles, b.full_attention ? frames : windows.bounds);
       at::Tensor h = runtime::nn::rms_norm(x, b.norm2_weight, kVisionNormEps);
-      at::Tensor gated = act_(runtime::nn::linear(h, b.gate_weight, b.gate_bias)) *
-                         runtime::nn::linear(h, b.up_weight, b.up_bias);
-      x = x + runtime::nn::linear(gated, b.down_weight, b.down_bias);
+      x = x + b.down_proj(act_(b.gate_proj(h)) * b.up_proj(h));
       if (trace != nullptr) trace->hidden_states.push_back(permute_merged(x, reverse, unit));
     }
     at::Tensor m = runtime::nn::rms_norm(x, ln_q_weight_, kVisionNormEps).reshape({-1, config_.hidden_size * unit});
-    m = runtime::nn::linear(at::gelu(runtime::nn::linear(m, mlp0_weight_, mlp0_bias_)), mlp2_weight_, mlp2_bias_);
+    m = merger_fc2_(at::gelu(merger_fc1_(m)));
     return m.index_select(0, reverse);
   }
 
@@ -145,14 +139,15 @@ class Qwen25VLVisionTower final : public QwenVisionTower {
   struct Block {
     at::Tensor norm1_weight, norm2_weight;
     VisionAttentionWeights attn;
-    at::Tensor gate_weight, gate_bias, up_weight, up_bias, down_weight, down_bias;
+    runtime::Linear gate_proj, up_proj, down_proj;
     bool full_attention = false;
   };
   QwenVisionConfig config_;
   runtime::nn::Activation act_;
   at::Tensor kernel_;
   std::vector<Block> blocks_;
-  at::Tensor ln_q_weight_, mlp0_weight_, mlp0_bias_, mlp2_weight_, mlp2_bias_;
+  at::Tensor ln_q_weight_;
+  runtime::Linear merger_fc1_, merger_fc2_;  // merger.mlp.0 and merger.mlp.2 (GELU between)
 };
 
 }  // namespace

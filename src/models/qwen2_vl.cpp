@@ -61,7 +61,7 @@ at::Tensor vision_attention(const at::Tensor& x, const VisionAttentionWeights& w
                             const at::Tensor& angles, const std::vector<std::int64_t>& bounds) {
   const std::int64_t tokens = x.size(0), dim = x.size(1), head_dim = dim / num_heads;
   // [N, 3, H, D] -> q, k, v [N, H, D]
-  at::Tensor qkv = runtime::nn::linear(x, weights.qkv_weight, weights.qkv_bias).view({tokens, 3, num_heads, head_dim});
+  at::Tensor qkv = weights.qkv(x).view({tokens, 3, num_heads, head_dim});
   at::Tensor q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
   // Rotary in float32 (apply_rotary_pos_emb_vision), cast back.
   at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);  // [N, 1, D]
@@ -101,7 +101,7 @@ at::Tensor vision_attention(const at::Tensor& x, const VisionAttentionWeights& w
       }
     }
   }
-  return runtime::nn::linear(out.view({tokens, dim}), weights.proj_weight, weights.proj_bias);
+  return weights.proj(out.view({tokens, dim}));
 }
 
 std::vector<std::int64_t> frame_bounds(const std::vector<ImageGrid>& grids) {
@@ -149,18 +149,14 @@ class Qwen2VLVisionTower final : public QwenVisionTower {
       const auto b = weights.scope(fmt::format("blocks.{}", i));
       blocks_.push_back(Block{b.get("norm1.weight", {d}), b.get("norm1.bias", {d}), b.get("norm2.weight", {d}),
                               b.get("norm2.bias", {d}),
-                              {b.get("attn.qkv.weight", {3 * d, d}), b.get("attn.qkv.bias", {3 * d}),
-                               b.get("attn.proj.weight", {d, d}), b.get("attn.proj.bias", {d})},
-                              b.get("mlp.fc1.weight", {mlp, d}), b.get("mlp.fc1.bias", {mlp}),
-                              b.get("mlp.fc2.weight", {d, mlp}), b.get("mlp.fc2.bias", {d})});
+                              {b.linear("attn.qkv", 3 * d, d, true), b.linear("attn.proj", d, d, true)},
+                              b.linear("mlp.fc1", mlp, d, true), b.linear("mlp.fc2", d, mlp, true)});
     }
     const std::int64_t merged = d * config.spatial_merge_size * config.spatial_merge_size;
     ln_q_weight_ = weights.get("merger.ln_q.weight", {d});
     ln_q_bias_ = weights.get("merger.ln_q.bias", {d});
-    mlp0_weight_ = weights.get("merger.mlp.0.weight", {merged, merged});
-    mlp0_bias_ = weights.get("merger.mlp.0.bias", {merged});
-    mlp2_weight_ = weights.get("merger.mlp.2.weight", {config.out_hidden_size, merged});
-    mlp2_bias_ = weights.get("merger.mlp.2.bias", {config.out_hidden_size});
+    merger_fc1_ = weights.linear("merger.mlp.0", merged, merged, true);
+    merger_fc2_ = weights.linear("merger.mlp.2", config.out_hidden_size, merged, true);
   }
 
   at::Tensor forward(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids, const CallContext* call,
@@ -176,25 +172,26 @@ class Qwen2VLVisionTower final : public QwenVisionTower {
       x = x + vision_attention(runtime::nn::layer_norm(x, b.norm1_weight, b.norm1_bias, 1e-6), b.attn,
                                config_.num_heads, angles, bounds);
       at::Tensor h = runtime::nn::layer_norm(x, b.norm2_weight, b.norm2_bias, 1e-6);
-      x = x + runtime::nn::linear(act_(runtime::nn::linear(h, b.fc1_weight, b.fc1_bias)), b.fc2_weight, b.fc2_bias);
+      x = x + b.fc2(act_(b.fc1(h)));
       if (trace != nullptr) trace->hidden_states.push_back(x);
     }
     const std::int64_t merged = config_.hidden_size * config_.spatial_merge_size * config_.spatial_merge_size;
     at::Tensor m = runtime::nn::layer_norm(x, ln_q_weight_, ln_q_bias_, 1e-6).reshape({-1, merged});
-    return runtime::nn::linear(at::gelu(runtime::nn::linear(m, mlp0_weight_, mlp0_bias_)), mlp2_weight_, mlp2_bias_);
+    return merger_fc2_(at::gelu(merger_fc1_(m)));
   }
 
  private:
   struct Block {
     at::Tensor norm1_weight, norm1_bias, norm2_weight, norm2_bias;
     VisionAttentionWeights attn;
-    at::Tensor fc1_weight, fc1_bias, fc2_weight, fc2_bias;
+    runtime::Linear fc1, fc2;
   };
   QwenVisionConfig config_;
   runtime::nn::Activation act_;
   at::Tensor kernel_;
   std::vector<Block> blocks_;
-  at::Tensor ln_q_weight_, ln_q_bias_, mlp0_weight_, mlp0_bias_, mlp2_weight_, mlp2_bias_;
+  at::Tensor ln_q_weight_, ln_q_bias_;
+  runtime::Linear merger_fc1_, merger_fc2_;  // merger.mlp.0 and merger.mlp.2 (GELU between)
 };
 
 std::int64_t positive(const runtime::HfConfig& config, const std::string& key, std::int64_t fallback) {
@@ -366,9 +363,9 @@ ProcessedImage qwen_preprocess_image(const Image& image, const QwenImageProcesso
 }
 
 std::shared_ptr<const QwenVLModel> QwenVLModel::load(const std::string& dir, at::ScalarType dtype,
-                                                     at::Device device) {
+                                                     at::Device device, runtime::LinearFormat linear_format) {
   const QwenVLConfig config = QwenVLConfig::from_config(runtime::HfConfig::load(dir + "/config.json"));
-  runtime::WeightStore weights(runtime::SafetensorsCheckpoint::open_folder(dir), dtype, device);
+  runtime::WeightStore weights(runtime::SafetensorsCheckpoint::open_folder(dir), dtype, device, linear_format);
   return std::make_shared<const QwenVLModel>(config, weights);
 }
 

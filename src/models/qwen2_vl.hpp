@@ -122,9 +122,10 @@ ProcessedImage qwen_preprocess_image(const Image& image, const QwenImageProcesso
 /// The whole model: vision tower + Qwen2 decoder.
 class QwenVLModel {
  public:
-  /// Loads `dir` (config.json + safetensors) in `dtype` on `device`.
-  static std::shared_ptr<const QwenVLModel> load(const std::string& dir, at::ScalarType dtype,
-                                                 at::Device device);
+  /// Loads `dir` (config.json + safetensors) in `dtype` on `device`, the
+  /// linear layers in `linear_format`.
+  static std::shared_ptr<const QwenVLModel> load(const std::string& dir, at::ScalarType dtype, at::Device device,
+                                                 runtime::LinearFormat linear_format = runtime::LinearFormat::Dense);
   QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weights);
 
   const QwenVLConfig& config() const { return config_; }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/qwen2_vl.hpp"
+#include "runtime/linear.hpp"
 
 namespace imgjudge::models::qwen_vl_detail {
 
@@ -23,7 +24,7 @@ at::Tensor vision_rotary_angles(const std::vector<ImageGrid>& grids, std::int64_
 
 /// Attention weights of one ViT block (qkv fused, with bias; proj with bias).
 struct VisionAttentionWeights {
-  at::Tensor qkv_weight, qkv_bias, proj_weight, proj_bias;
+  runtime::Linear qkv, proj;
 };
 
 /// Bidirectional multi-head attention restricted to segments: token i attends

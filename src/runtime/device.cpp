@@ -27,9 +27,9 @@ bool cpu_has_fast_bfloat16() {
 at::ScalarType parse_dtype(const std::string& text, const at::Device& device) {
   if (text == "auto") return device.is_cuda() || cpu_has_fast_bfloat16() ? at::kBFloat16 : at::kFloat;
   if (text == "bfloat16" || text == "bf16") return at::kBFloat16;
-  if (text == "float32" || text == "f32" || text == "fp32") return at::kFloat;
+  if (text == "float32" || text == "f32" || text == "fp32" || text == "int8") return at::kFloat;
   throw Error(ErrorCode::InvalidArgument,
-              fmt::format("unknown dtype \"{}\" (expected auto, float32 or bfloat16)", text));
+              fmt::format("unknown dtype \"{}\" (expected auto, float32, bfloat16 or int8)", text));
 }
 
 at::Device parse_device(const std::string& text) {
@@ -62,6 +62,12 @@ ExecutionTarget resolve_device(const DeviceOptions& options) {
   ExecutionTarget target;
   target.device = parse_device(options.device);
   target.dtype = parse_dtype(options.dtype, target.device);
+  if (options.dtype == "int8") {
+    if (!target.device.is_cpu()) {
+      throw Error(ErrorCode::Unsupported, "dtype \"int8\" (int8 linear layers) runs on the CPU only");
+    }
+    target.linear_format = LinearFormat::Int8;
+  }
   if (options.threads < 0) {
     throw Error(ErrorCode::InvalidArgument, fmt::format("threads must be >= 0, got {}", options.threads));
   }

@@ -14,29 +14,31 @@
 #include <fmt/format.h>
 
 #include "imgjudge/error.hpp"
+#include "runtime/linear.hpp"
 
 namespace imgjudge::runtime {
 
 GemmProbe probe_gemm(std::int64_t m, std::int64_t k, std::int64_t n, const std::string& dtype,
                      double min_seconds) {
-  at::ScalarType type;
-  if (dtype == "float32") {
-    type = at::kFloat;
-  } else if (dtype == "bfloat16") {
+  at::ScalarType type = at::kFloat;
+  LinearFormat format = LinearFormat::Dense;
+  if (dtype == "bfloat16") {
     type = at::kBFloat16;
-  } else {
+  } else if (dtype == "int8") {
+    format = LinearFormat::Int8;  // float32 activations, int8 weights
+  } else if (dtype != "float32") {
     throw Error(ErrorCode::InvalidArgument, fmt::format("probe_gemm: unknown dtype \"{}\"", dtype));
   }
   at::NoGradGuard no_grad;
   const at::Tensor x = at::randn({m, k}).to(type);
-  const at::Tensor w = at::randn({n, k}).to(type);
+  const Linear linear(at::randn({n, k}).to(type), std::nullopt, format);
   using Clock = std::chrono::steady_clock;
-  at::linear(x, w);  // warm-up: oneDNN primitive creation, page faults
+  linear(x);  // warm-up: oneDNN primitive creation, page faults
   std::vector<double> times;
   const auto start = Clock::now();
   while (times.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < min_seconds) {
     const auto t0 = Clock::now();
-    at::Tensor y = at::linear(x, w);
+    at::Tensor y = linear(x);
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   std::sort(times.begin(), times.end());

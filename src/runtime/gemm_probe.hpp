@@ -10,13 +10,14 @@ namespace imgjudge::runtime {
 
 struct GemmProbe {
   std::int64_t m = 0, k = 0, n = 0;  ///< [m, k] x [k, n]
-  std::string dtype;                 ///< "float32" or "bfloat16"
+  std::string dtype;                 ///< "float32", "bfloat16" or "int8"
   double seconds = 0;                ///< Median time of one product.
   double gflops = 0;                 ///< 2*m*k*n / seconds / 1e9
 };
 
-/// Times `at::linear` of an [m, k] activation with an [n, k] weight (the form
-/// every model layer uses) in `dtype` on the CPU, with the current thread
+/// Times a linear layer (runtime::Linear, the form every model layer uses) of
+/// an [m, k] activation with an [n, k] weight in `dtype` ("float32",
+/// "bfloat16", or "int8" weights with float32 activations) on the CPU, with the current thread
 /// count: warm-up, then the median over at least `min_seconds` of runs.
 GemmProbe probe_gemm(std::int64_t m, std::int64_t k, std::int64_t n, const std::string& dtype,
                      double min_seconds = 0.3);

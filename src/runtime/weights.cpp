@@ -13,19 +13,21 @@
 namespace imgjudge::runtime {
 
 struct WeightStore::Shared {
-  Shared(SafetensorsCheckpoint c, at::ScalarType t, at::Device d)
-      : checkpoint(std::move(c)), dtype(t), device(d) {}
+  Shared(SafetensorsCheckpoint c, at::ScalarType t, at::Device d, LinearFormat f)
+      : checkpoint(std::move(c)), dtype(t), device(d), linear_format(f) {}
   SafetensorsCheckpoint checkpoint;
   at::ScalarType dtype;
   at::Device device;
+  LinearFormat linear_format;
   std::mutex mutex;  // guards `used`: loading may happen from several threads
   std::set<std::string> used;
   bool recording = false;
   std::map<std::string, std::vector<std::int64_t>> recorded;
 };
 
-WeightStore::WeightStore(SafetensorsCheckpoint checkpoint, at::ScalarType dtype, at::Device device)
-    : shared_(std::make_shared<Shared>(std::move(checkpoint), dtype, device)) {}
+WeightStore::WeightStore(SafetensorsCheckpoint checkpoint, at::ScalarType dtype, at::Device device,
+                         LinearFormat linear_format)
+    : shared_(std::make_shared<Shared>(std::move(checkpoint), dtype, device, linear_format)) {}
 
 WeightStore::WeightStore(std::shared_ptr<Shared> shared, std::string prefix)
     : shared_(std::move(shared)), prefix_(std::move(prefix)) {}
@@ -85,6 +87,13 @@ at::Tensor WeightStore::get(const std::string& name, at::IntArrayRef expected_sh
   return *tensor;
 }
 
+Linear WeightStore::linear(const std::string& prefix, std::int64_t out_features, std::int64_t in_features,
+                          bool bias) const {
+  return Linear(get(prefix + ".weight", {out_features, in_features}),
+                bias ? std::optional<at::Tensor>(get(prefix + ".bias", {out_features})) : std::nullopt,
+                shared_->linear_format);
+}
+
 std::vector<std::string> WeightStore::unused() const {
   std::lock_guard<std::mutex> lock(shared_->mutex);
   std::vector<std::string> out;
@@ -95,6 +104,7 @@ std::vector<std::string> WeightStore::unused() const {
 }
 
 at::ScalarType WeightStore::dtype() const noexcept { return shared_->dtype; }
+LinearFormat WeightStore::linear_format() const noexcept { return shared_->linear_format; }
 at::Device WeightStore::device() const noexcept { return shared_->device; }
 const SafetensorsCheckpoint& WeightStore::checkpoint() const noexcept { return shared_->checkpoint; }
 

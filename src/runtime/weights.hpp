@@ -14,6 +14,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "runtime/linear.hpp"
 #include "runtime/safetensors.hpp"
 
 namespace imgjudge::runtime {
@@ -28,7 +29,9 @@ class WeightStore {
  public:
   /// Floating tensors are converted to `dtype` on `device` (zero-copy mmap
   /// views when they already match on CPU: never modify them in place).
-  WeightStore(SafetensorsCheckpoint checkpoint, at::ScalarType dtype, at::Device device);
+  /// `linear_format` is how linear() stores the layers it binds.
+  WeightStore(SafetensorsCheckpoint checkpoint, at::ScalarType dtype, at::Device device,
+              LinearFormat linear_format = LinearFormat::Dense);
 
   /// A store without a checkpoint that records every get()/optional() and
   /// answers with meta tensors (no memory). Constructing a family on it lists
@@ -45,6 +48,9 @@ class WeightStore {
   /// "<folder>: missing tensor 'x'" or "<folder>: tensor 'x': expected shape
   /// [..], found [..]" (x is the full HF name).
   at::Tensor get(const std::string& name, at::IntArrayRef expected_shape) const;
+  /// The linear layer `<prefix>.weight` [out, in] (and `<prefix>.bias` [out]
+  /// when `bias`), in this store's linear format.
+  Linear linear(const std::string& prefix, std::int64_t out_features, std::int64_t in_features, bool bias) const;
   /// Like get(), but nullopt when the tensor is absent (optional biases).
   std::optional<at::Tensor> optional(const std::string& name, at::IntArrayRef expected_shape) const;
   bool contains(const std::string& name) const;
@@ -55,6 +61,7 @@ class WeightStore {
   std::vector<std::string> unused() const;
 
   at::ScalarType dtype() const noexcept;
+  LinearFormat linear_format() const noexcept;
   at::Device device() const noexcept;
   const SafetensorsCheckpoint& checkpoint() const noexcept;
 

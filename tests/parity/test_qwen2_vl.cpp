@@ -37,13 +37,14 @@ TEST_CASE("qwen vision attention: blocked per-head spans equal one masked softma
   const std::vector<std::int64_t> bounds = {0, 1500, 1700};
   at::manual_seed(3);
   const at::Tensor x = at::randn({tokens, dim});
-  VisionAttentionWeights w{at::randn({3 * dim, dim}) * 0.3, at::randn({3 * dim}) * 0.1, at::randn({dim, dim}) * 0.3,
-                           at::randn({dim}) * 0.1};
+  const at::Tensor qkv_weight = at::randn({3 * dim, dim}) * 0.3, qkv_bias = at::randn({3 * dim}) * 0.1;
+  const at::Tensor proj_weight = at::randn({dim, dim}) * 0.3, proj_bias = at::randn({dim}) * 0.1;
+  const VisionAttentionWeights w{{qkv_weight, qkv_bias}, {proj_weight, proj_bias}};
   const at::Tensor angles = at::randn({tokens, head_dim / 2});
   const at::Tensor got = vision_attention(x, w, heads, angles, bounds);
 
   // Reference: HF's eager path, one [H, N, N] score matrix with a block mask.
-  at::Tensor qkv = at::linear(x, w.qkv_weight, w.qkv_bias).view({tokens, 3, heads, head_dim});
+  at::Tensor qkv = at::linear(x, qkv_weight, qkv_bias).view({tokens, 3, heads, head_dim});
   const at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(1);
   auto rotate = [&](const at::Tensor& t) {
     return t * emb.cos() + imgjudge::models::rotate_half(t) * emb.sin();
@@ -57,7 +58,7 @@ TEST_CASE("qwen vision attention: blocked per-head spans equal one masked softma
   }
   const at::Tensor scores = at::matmul(q, k.transpose(1, 2)) / std::sqrt(double(head_dim)) + mask;
   const at::Tensor attended = at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({tokens, dim});
-  const at::Tensor want = at::linear(attended, w.proj_weight, w.proj_bias);
+  const at::Tensor want = at::linear(attended, proj_weight, proj_bias);
   REQUIRE(got.sizes() == want.sizes());
   CHECK((got - want).abs().max().item<float>() <= 1e-5f);
 }

@@ -159,6 +159,17 @@ TEST_CASE("qwen vl judge: batched prefix-shared scores equal full forwards", "[p
       }
     }
 
+    // int8 linear layers: the same questions within quantization error.
+    imgjudge::ModelConfig int8_config = config;
+    int8_config.dtype = "int8";
+    const auto int8_judge = imgjudge::backends::torch::load_qwen_vl_judge(int8_config);
+    CHECK(int8_judge->model_id().find("(int8)") != std::string::npos);
+    const auto int8_scores = int8_judge->score(int8_judge->prepare(image, call).get(), questions, {}, call);
+    for (std::size_t i = 0; i < questions.size(); ++i) {
+      INFO("question " << i << " float32 " << scores[i] << " int8 " << int8_scores[i]);
+      CHECK(std::abs(int8_scores[i] - scores[i]) <= 0.02);
+    }
+
     const std::string described = judge->describe_answer_tokens({});
     CHECK(described.find("'Yes'") != std::string::npos);
     CHECK(described.find("'No'") != std::string::npos);

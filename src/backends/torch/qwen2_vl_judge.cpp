@@ -85,9 +85,10 @@ class QwenVLJudge final : public VisionLanguageModel {
  public:
   QwenVLJudge(const ModelConfig& config, runtime::ExecutionTarget target)
       : dir_(config.model_dir),
-        model_(QwenVLModel::load(config.model_dir, target.dtype, target.device)),
+        model_(QwenVLModel::load(config.model_dir, target.dtype, target.device, target.linear_format)),
         tokenizer_(tokenizer::Tokenizer::load(config.model_dir)),
-        dtype_label_(runtime::dtype_label(target.dtype)) {
+        dtype_label_(target.linear_format == runtime::LinearFormat::Int8 ? "int8"
+                                                                          : runtime::dtype_label(target.dtype)) {
     const std::string processor_path = util::join_path(dir_, "preprocessor_config.json");
     if (util::file_exists(processor_path)) processor_ = models::QwenImageProcessorConfig::from_file(processor_path);
     const auto& vc = model_->config().vision;

@@ -62,7 +62,7 @@ double vision_flops(const models::QwenVisionConfig& v, std::int64_t out_hidden, 
 QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const Image& image) {
   at::NoGradGuard no_grad;
   const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", request.dtype, 0});
-  const auto model = models::QwenVLModel::load(request.model_dir, target.dtype, target.device);
+  const auto model = models::QwenVLModel::load(request.model_dir, target.dtype, target.device, target.linear_format);
   const auto& config = model->config();
   const auto processor = models::QwenImageProcessorConfig::from_file(
       util::join_path(request.model_dir, "preprocessor_config.json"));

@@ -1,5 +1,7 @@
 #include "backends/torch/torch_backend.hpp"
 
+#include <malloc.h>
+
 #include <functional>
 #include <map>
 
@@ -92,6 +94,11 @@ Models load_models(const ModelConfig& config) {
     }
     models.relevance = rel->second(config.relevance_model_dir, config);
   }
+#if defined(__GLIBC__)
+  // Loading runs every tensor through temporaries (dtype conversion, int8
+  // packing); give the freed heap back so resident memory is the weights.
+  malloc_trim(0);
+#endif
   return models;
 }
 
