@@ -2,8 +2,11 @@
 #include "torch_catch.hpp"
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 
 #include "imgjudge/error.hpp"
+#include "runtime/device.hpp"
 #include "runtime/nn.hpp"
 #include "runtime/tensor.hpp"
 #include "runtime/weights.hpp"
@@ -94,4 +97,32 @@ TEST_CASE("int8 linear layers stay within quantization error of float32", "[pari
   CHECK_THROWS_AS(imgjudge::runtime::Linear(weight.to(at::kBFloat16), std::nullopt,
                                             imgjudge::runtime::LinearFormat::Int8),
                   imgjudge::Error);
+}
+
+TEST_CASE("dtype auto follows the CPU's AVX-512 support; int8 is float32 with int8 linear layers",
+          "[parity][runtime]") {
+  using imgjudge::runtime::resolve_device;
+  // Read the flags the way a user would check them, independently of the
+  // compiler builtins the library uses.
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line, flags;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      flags = line + " ";
+      break;
+    }
+  }
+  if (flags.empty()) {
+    WARN("no flags line in /proc/cpuinfo: cannot tell what auto should pick");
+    return;
+  }
+  auto has = [&](const std::string& flag) { return flags.find(" " + flag + " ") != std::string::npos; };
+  const bool avx512 = has("avx512bw") && has("avx512vl") && has("avx512dq");
+  INFO("AVX-512 BW/VL/DQ: " << avx512);
+  CHECK(resolve_device({"cpu", "auto", 1}).dtype == (avx512 ? at::kBFloat16 : at::kFloat));
+  const auto int8 = resolve_device({"cpu", "int8", 1});
+  CHECK(int8.dtype == at::kFloat);
+  CHECK(int8.linear_format == imgjudge::runtime::LinearFormat::Int8);
+  CHECK(resolve_device({"cpu", "float32", 1}).linear_format == imgjudge::runtime::LinearFormat::Dense);
+  CHECK_THROWS_AS(resolve_device({"cpu", "int4", 1}), imgjudge::Error);
 }
