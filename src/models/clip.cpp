@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "imgjudge/error.hpp"
+#include "models/dual_encoder_fixture.hpp"
 #include "runtime/config.hpp"
 #include "runtime/nn.hpp"
 #include "runtime/tensor.hpp"
@@ -141,34 +142,11 @@ std::vector<runtime::ParamSpec> parameter_specs(const Config& config) {
   return recorder.recorded();
 }
 
-}  // namespace imgjudge::models::clip
-
-namespace imgjudge::models::clip {
-
 NamedTensors run_fixture(const std::string& dir) {
   c10::InferenceMode inference;
   const ClipModel model(load_config(dir),
                         runtime::WeightStore(runtime::SafetensorsCheckpoint::open_folder(dir), at::kFloat, at::kCPU));
-  const NamedTensors inputs = read_fixture_inputs(dir);
-  const TowerOutput text = model.encode_text(fixture_input(inputs, "input_ids", dir),
-                                             inputs.count("attention_mask") ? inputs.at("attention_mask") : at::Tensor(),
-                                             /*keep_hidden_states=*/true);
-  const TowerOutput vision = model.encode_image(fixture_input(inputs, "pixel_values", dir), true);
-  const at::Tensor text_embeds = nn::l2_normalize(text.features);
-  const at::Tensor image_embeds = nn::l2_normalize(vision.features);
-  return {
-      {"text_hidden_states", at::stack(text.hidden_states)},
-      {"text_last_hidden_state", text.last_hidden_state},
-      {"text_pooler_output", text.pooled},
-      {"text_features", text.features},
-      {"text_embeds", text_embeds},
-      {"vision_hidden_states", at::stack(vision.hidden_states)},
-      {"vision_last_hidden_state", vision.last_hidden_state},
-      {"vision_pooler_output", vision.pooled},
-      {"image_features", vision.features},
-      {"image_embeds", image_embeds},
-      {"logits_per_image", model.logits_per_image(image_embeds, text_embeds)},
-  };
+  return run_dual_encoder_fixture(model, dir);
 }
 
 }  // namespace imgjudge::models::clip
