@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -156,6 +157,25 @@ TEST_CASE("qwen vl judge: batched prefix-shared scores equal full forwards", "[p
         const double full = full_forward_score(*model, tok, dir, &image, batch[i].prompt);
         INFO(batch[i].statement << ": head-shared " << round_scores[i] << " full " << full);
         CHECK(std::abs(round_scores[i] - full) <= 1e-4);
+      }
+    }
+
+    // One prepared image scored from several threads at once (the question-head
+    // cache is shared): every thread gets the sequential answers.
+    {
+      const auto shared_context = judge->prepare(image, call);
+      std::vector<imgjudge::Question> batch;
+      for (const auto& statement : rounds.front()) batch.push_back({statement, head + statement});
+      const auto sequential = judge->score(judge->prepare(image, call).get(), batch, {}, call);
+      std::vector<std::vector<double>> results(4);
+      std::vector<std::thread> threads;
+      for (std::size_t t = 0; t < results.size(); ++t) {
+        threads.emplace_back([&, t] { results[t] = judge->score(shared_context.get(), batch, {}, call); });
+      }
+      for (auto& thread : threads) thread.join();
+      for (const auto& result : results) {
+        REQUIRE(result.size() == sequential.size());
+        for (std::size_t i = 0; i < result.size(); ++i) CHECK(std::abs(result[i] - sequential[i]) <= 1e-6);
       }
     }
 

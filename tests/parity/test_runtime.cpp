@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "imgjudge/error.hpp"
 #include "runtime/device.hpp"
@@ -125,4 +127,27 @@ TEST_CASE("dtype auto follows the CPU's AVX-512 support; int8 is float32 with in
   CHECK(int8.linear_format == imgjudge::runtime::LinearFormat::Int8);
   CHECK(resolve_device({"cpu", "float32", 1}).linear_format == imgjudge::runtime::LinearFormat::Dense);
   CHECK_THROWS_AS(resolve_device({"cpu", "int4", 1}), imgjudge::Error);
+}
+
+TEST_CASE("one int8 linear layer shared by several threads gives each its own answer", "[parity][runtime]") {
+  at::manual_seed(12);
+  const imgjudge::runtime::Linear layer(at::randn({128, 96}) * 0.05, at::randn({128}),
+                                        imgjudge::runtime::LinearFormat::Int8);
+  std::vector<at::Tensor> inputs, expected;
+  for (int i = 0; i < 4; ++i) {
+    inputs.push_back(at::randn({3 + i * 5, 96}));  // different batch shapes at once
+    expected.push_back(layer(inputs.back()));
+  }
+  std::vector<at::Tensor> got(inputs.size() * 25);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < inputs.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (std::size_t round = 0; round < 25; ++round) got[t * 25 + round] = layer(inputs[t]);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("thread " << i / 25 << " round " << i % 25);
+    CHECK(at::equal(got[i], expected[i / 25]));
+  }
 }
