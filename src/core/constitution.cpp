@@ -19,6 +19,7 @@
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
 #include "util/sha256.hpp"
+#include "util/toml_reader.hpp"
 
 namespace imgjudge {
 namespace {
@@ -29,29 +30,9 @@ constexpr std::size_t kMaxTextChars = 20000;
 constexpr std::size_t kMaxRules = 10000;
 
 // Validation context: knows the source name so every error names where it is.
-class Reader {
+class Reader : public util::TomlReader {
  public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  [[noreturn]] void fail(const toml::source_region& where, const std::string& what) const {
-    throw Error(ErrorCode::InvalidConstitution,
-                fmt::format("{}:{}:{}: {}", source_, where.begin.line, where.begin.column, what));
-  }
-  [[noreturn]] void fail_at_file(const std::string& what) const {
-    throw Error(ErrorCode::InvalidConstitution, fmt::format("{}: {}", source_, what));
-  }
-
-  // Rejects any key of `table` not in `allowed`, naming the section it is in.
-  void check_keys(const toml::table& table, const std::set<std::string>& allowed,
-                  const std::string& section) const {
-    for (auto&& [key, value] : table) {
-      if (allowed.count(std::string(key.str())) == 0) {
-        std::string list;
-        for (const auto& name : allowed) list += (list.empty() ? "" : ", ") + name;
-        fail(key.source(), fmt::format("unknown key '{}' in {} (allowed: {})", key.str(), section, list));
-      }
-    }
-  }
+  explicit Reader(std::string source) : TomlReader(std::move(source), ErrorCode::InvalidConstitution) {}
 
   const toml::node* find(const toml::table& table, const std::string& key) const {
     return table.get(key);
@@ -132,8 +113,6 @@ class Reader {
     return text.find_first_not_of(" \t\r\n") == std::string::npos;
   }
 
- private:
-  std::string source_;
 };
 
 const std::set<std::string> kThresholdKeys = {
@@ -408,12 +387,7 @@ Constitution Constitution::from_string(const std::string& toml_text, const std::
     reader.fail_at_file(fmt::format("constitution is {} bytes; the limit is {}", toml_text.size(),
                                     kMaxConstitutionBytes));
   }
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& e) {
-    reader.fail(e.source(), fmt::format("TOML syntax error: {}", e.description()));
-  }
+  const toml::table root = reader.parse(toml_text);
 
   Constitution c;
   c.source = source_name;

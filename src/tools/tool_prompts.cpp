@@ -11,6 +11,7 @@
 #include "tools/constitution_tools.hpp"
 #include "tools/model_text.hpp"
 #include "util/files.hpp"
+#include "util/toml_reader.hpp"
 
 namespace imgjudge::tools {
 namespace {
@@ -125,16 +126,8 @@ ToolPrompts ToolPrompts::defaults() {
 }
 
 ToolPrompts ToolPrompts::from_toml(const std::string& toml_text, const std::string& source_name) {
-  auto fail = [&](const toml::source_region& where, const std::string& what) {
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("{}:{}:{}: {}", source_name, where.begin.line, where.begin.column, what));
-  };
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& e) {
-    fail(e.source(), fmt::format("TOML syntax error: {}", e.description()));
-  }
+  const util::TomlReader reader(source_name, ErrorCode::InvalidArgument);
+  const toml::table root = reader.parse(toml_text);
   ToolPrompts prompts = defaults();
   for (auto&& [key, node] : root) {
     const std::string name(key.str());
@@ -142,21 +135,24 @@ ToolPrompts ToolPrompts::from_toml(const std::string& toml_text, const std::stri
     for (const auto& candidate : kSpecs) {
       if (name == candidate.key) spec = &candidate;
     }
-    if (!spec) fail(key.source(), fmt::format("unknown prompt '{}' (known: system, rate, rewrite, chains)", name));
+    if (!spec) {
+      reader.fail(key.source(), fmt::format("unknown prompt '{}' (known: system, rate, rewrite, chains)", name));
+    }
     const auto* value = node.as_string();
-    if (!value) fail(node.source(), fmt::format("prompt '{}' must be a string", name));
+    if (!value) reader.fail(node.source(), fmt::format("prompt '{}' must be a string", name));
     const std::string& text = value->get();
     for (const auto& placeholder : placeholders_in(text)) {
       if (spec->placeholders.count(placeholder) == 0) {
         std::string known;
         for (const auto& p : spec->placeholders) known += (known.empty() ? "{" : ", {") + p + "}";
-        fail(node.source(), fmt::format("prompt '{}' uses the unknown placeholder {{{}}} (known here: {})", name,
-                                        placeholder, known.empty() ? "none" : known));
+        reader.fail(node.source(), fmt::format("prompt '{}' uses the unknown placeholder {{{}}} (known here: {})",
+                                               name, placeholder, known.empty() ? "none" : known));
       }
     }
     for (const auto& placeholder : spec->required) {
       if (text.find("{" + placeholder + "}") == std::string::npos) {
-        fail(node.source(), fmt::format("prompt '{}' must contain the placeholder {{{}}}", name, placeholder));
+        reader.fail(node.source(),
+                    fmt::format("prompt '{}' must contain the placeholder {{{}}}", name, placeholder));
       }
     }
     prompts.*(spec->field) = text;

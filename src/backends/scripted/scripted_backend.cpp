@@ -11,6 +11,7 @@
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
 #include "util/sha256.hpp"
+#include "util/toml_reader.hpp"
 
 namespace imgjudge::backends::scripted {
 namespace {
@@ -50,21 +51,9 @@ struct Script {
   std::vector<ScriptedImage> images;
 };
 
-class ScriptReader {
+class ScriptReader : public util::TomlReader {
  public:
-  explicit ScriptReader(std::string source) : source_(std::move(source)) {}
-  [[noreturn]] void fail(const toml::source_region& where, const std::string& what) const {
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("{}:{}:{}: {}", source_, where.begin.line, where.begin.column, what));
-  }
-  void check_keys(const toml::table& table, std::initializer_list<const char*> allowed,
-                  const std::string& section) const {
-    for (auto&& [key, value] : table) {
-      bool ok = false;
-      for (const char* name : allowed) ok = ok || key.str() == name;
-      if (!ok) fail(key.source(), fmt::format("unknown key '{}' in {}", key.str(), section));
-    }
-  }
+  explicit ScriptReader(std::string source) : TomlReader(std::move(source), ErrorCode::InvalidArgument) {}
   double probability(const toml::node& node, const std::string& what, double min = 0.0) const {
     std::optional<double> value = node.value<double>();
     if (!value || !std::isfinite(*value) || *value < min || *value > 1.0) {
@@ -96,19 +85,11 @@ class ScriptReader {
     }
     return out;
   }
-
- private:
-  std::string source_;
 };
 
 Script parse_script(const std::string& toml_text, const std::string& source, const std::string& base_dir) {
   ScriptReader reader(source);
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source);
-  } catch (const toml::parse_error& e) {
-    reader.fail(e.source(), fmt::format("TOML syntax error: {}", e.description()));
-  }
+  const toml::table root = reader.parse(toml_text);
   reader.check_keys(root, {"defaults", "priors", "images"}, "the scripted backend's script");
   Script script;
   script.source = source;
