@@ -160,6 +160,23 @@ TEST_CASE("qwen vl judge: batched prefix-shared scores equal full forwards", "[p
       }
     }
 
+    // More questions than one packed pass takes (1024 tokens): they run in
+    // several passes over the same prefix and still equal full forwards.
+    {
+      std::vector<imgjudge::Question> many;
+      for (int i = 0; i < 90; ++i) {
+        const std::string statement = fmt::format("object number {} is visible on the left side of the wooden table", i);
+        many.push_back({statement, head + statement});
+      }
+      const auto many_scores = judge->score(context.get(), many, {}, call);
+      REQUIRE(many_scores.size() == many.size());
+      for (std::size_t i = 0; i < many.size(); i += 11) {
+        const double full = full_forward_score(*model, tok, dir, &image, many[i].prompt);
+        INFO(many[i].statement << ": packed " << many_scores[i] << " full " << full);
+        CHECK(std::abs(many_scores[i] - full) <= 1e-4);
+      }
+    }
+
     // One prepared image scored from several threads at once (the question-head
     // cache is shared): every thread gets the sequential answers.
     {

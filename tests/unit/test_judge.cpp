@@ -292,6 +292,44 @@ reasoning = { "A person is visible." = '{"rating": "yes", "rationale": "a man"}'
   CHECK(v.reasoning_calls == 3);
 }
 
+TEST_CASE("rounds: one score call per round with early exit, one call in all without", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(62));
+  // Every item holds, so no rule leaves the rounds early. "A person is visible." is
+  // also item 2 of a third rule: asked once per image, not once per round.
+  const std::string constitution = std::string(kConstitution) + R"(
+[[rules]]
+id = "crowd"
+category = "violence"
+text = "No crowds."
+objective_text = "The image shows a crowd."
+relevance_texts = ["crowd"]
+chain = [
+  { any_of = ["Many people are visible."] },
+  { any_of = ["A person is visible."] },
+]
+)";
+  auto inner = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.95, "An animal is visible." = 0.95, "Blood is visible." = 0.95, "The injury is fatal." = 0.95, "A gun is visible." = 0.95, "Many people are visible." = 0.95 }
+)");
+  JudgeOptions options;
+  options.relevance = false;
+  for (const bool early_exit : {true, false}) {
+    INFO("early exit " << early_exit);
+    options.early_exit = early_exit;
+    auto counting = std::make_shared<CountingVlm>(inner.vlm);
+    Judge judge(Constitution::from_string(constitution), Models{inner.relevance, counting, inner.locator}, options);
+    const Verdict v = judge.judge(make_picture(62));
+    CHECK(counting->image_calls == (early_exit ? 3 : 1));  // the longest chain has 3 items
+    CHECK(v.questions_scored == 6);                        // 6 distinct statements
+    CHECK(v.find_rule("crowd")->items.size() == 2);
+    CHECK(statement(v, "crowd", 1).score == Approx(0.95));
+    CHECK(v.violated_rules.size() == 3);
+  }
+}
+
 TEST_CASE("the reasoning token budget reaches every generate call", "[unit][judge]") {
   Workspace ws;
   ws.write_image("a.png", make_picture(61));
