@@ -446,23 +446,13 @@ RuleChainExtraction extract_chain(const VisionLanguageModel& model, const Rule& 
 
 ToolOutput extract_chains(const VisionLanguageModel& model, const Constitution& input, const ChainsOptions& options,
                           const ToolProgress& progress, const CallContext& call) {
-  if (!model.capabilities().generate) {
-    throw Error(ErrorCode::Unsupported,
-                fmt::format("chains needs text generation, which {} does not offer", model.model_id()));
-  }
+  require_generation(model, "chains");
   ToolOutput output;
   output.constitution = input;
   for (std::size_t i = 0; i < input.rules.size(); ++i) {
     const Rule& rule = input.rules[i];
     Rule& out_rule = output.constitution.rules[i];
-    RuleChainExtraction result;
-    try {
-      result = extract_chain(model, rule, options, call);
-    } catch (const Error& e) {
-      if (ends_the_run(e)) throw;
-      result.rule_id = rule.id;
-      result.not_processed_reason = fmt::format("the model failed [{}]: {}", error_code_name(e.code()), e.what());
-    }
+    const auto result = run_on_rule<RuleChainExtraction>(rule, [&] { return extract_chain(model, rule, options, call); });
     std::vector<std::string> comments;
     std::string summary;
     if (result.kept_existing) {
@@ -498,9 +488,7 @@ ToolOutput extract_chains(const VisionLanguageModel& model, const Constitution& 
       }
       summary = fmt::format("{} items, {} statements", result.parse.chain.size(), statements);
     }
-    if (needs_review(comments)) ++output.rules_to_review;
-    output.comments[rule.id] = std::move(comments);
-    if (progress) progress(i, input.rules.size(), fmt::format("{}: {}", rule.id, summary));
+    finish_rule(output, i, rule, std::move(comments), summary, progress);
   }
   return output;
 }

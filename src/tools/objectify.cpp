@@ -437,23 +437,13 @@ std::vector<std::string> objectify_comments(const Rule& input, const RuleObjecti
 ToolOutput objectify_constitution(const VisionLanguageModel& model, const Constitution& input,
                                   const ObjectifyOptions& options, const ToolProgress& progress,
                                   const CallContext& call) {
-  if (!model.capabilities().generate) {
-    throw Error(ErrorCode::Unsupported, fmt::format("objectify needs text generation, which {} does not offer",
-                                                    model.model_id()));
-  }
+  require_generation(model, "objectify");
   ToolOutput output;
   output.constitution = input;
   for (std::size_t i = 0; i < input.rules.size(); ++i) {
     const Rule& rule = input.rules[i];
     Rule& out_rule = output.constitution.rules[i];
-    RuleObjectification result;
-    try {
-      result = objectify_rule(model, rule, options, call);
-    } catch (const Error& e) {
-      if (ends_the_run(e)) throw;
-      result.rule_id = rule.id;
-      result.not_processed_reason = fmt::format("the model failed [{}]: {}", error_code_name(e.code()), e.what());
-    }
+    const auto result = run_on_rule<RuleObjectification>(rule, [&] { return objectify_rule(model, rule, options, call); });
     auto comments = objectify_comments(rule, result, options);
     std::string summary;
     if (!result.processed) {
@@ -472,9 +462,7 @@ ToolOutput objectify_constitution(const VisionLanguageModel& model, const Consti
         ++output.rules_changed;
       }
     }
-    if (needs_review(comments)) ++output.rules_to_review;
-    output.comments[rule.id] = std::move(comments);
-    if (progress) progress(i, input.rules.size(), fmt::format("{}: {}", rule.id, summary));
+    finish_rule(output, i, rule, std::move(comments), summary, progress);
   }
   return output;
 }

@@ -270,6 +270,18 @@ TEST_CASE("a model error leaves one rule unprocessed; cancellation ends the run"
   tools::ObjectifyOptions bad;
   bad.target = 11;
   CHECK_THROWS_AS(tools::objectify_rule(model, input.rules[0], bad), Error);
+
+  const auto chains = tools::extract_chains(model, input, {});
+  CHECK(chains.rules_not_processed == 2);
+  CHECK(chains.rules_to_review == 2);
+  CHECK_THAT(chains.comments.at("gore")[0], Contains("NOT PROCESSED: the model failed [backend]"));
+
+  // A model that cannot generate text is refused before any rule, naming the tool.
+  struct ScoresOnly : TextModelDouble {
+    imgjudge::Capabilities capabilities() const override { return {false, true}; }
+  } scores_only;
+  CHECK_THROWS_WITH(tools::objectify_constitution(scores_only, input, {}), Contains("objectify needs text generation"));
+  CHECK_THROWS_WITH(tools::extract_chains(scores_only, input, {}), Contains("chains needs text generation"));
 }
 
 // ------------------------------------------------------------------ rating and rewrite parsers
