@@ -79,6 +79,17 @@ std::string cpu_model() {
   return "unknown";
 }
 
+// M(x, c) of every statement a verdict scored, by statement.
+std::map<std::string, double> statement_scores(const Verdict& verdict) {
+  std::map<std::string, double> scores;
+  for (const auto& rule : verdict.rules) {
+    for (const auto& item : rule.items) {
+      for (const auto& s : item.statements) scores[s.statement] = s.score;
+    }
+  }
+  return scores;
+}
+
 bool cpu_flag(const std::string& flag) {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -224,20 +235,12 @@ int main(int argc, char** argv) try {
       stages.prepare_ms += verdict.timings.prepare_ms;
       stages.scoring_ms += verdict.timings.scoring_ms;
       // Both must have asked the same questions and got the same answers.
-      int compared = 0;
-      std::map<std::string, double> scores;
-      for (const auto& rule : verdict.rules) {
-        for (const auto& item : rule.items) {
-          for (const auto& s : item.statements) {
-            ++compared;
-            scores[s.statement] = s.score;
-            const auto naive = naive_scores.find(s.statement);
-            if (naive != naive_scores.end()) max_score_diff = std::max(max_score_diff, std::abs(s.score - naive->second));
-          }
-        }
+      std::map<std::string, double> scores = statement_scores(verdict);
+      if (scores.size() != questions.size()) {
+        throw Error(ErrorCode::Internal, fmt::format("judge asked {} questions, naive {}", scores.size(), questions.size()));
       }
-      if (compared != static_cast<int>(questions.size())) {
-        throw Error(ErrorCode::Internal, fmt::format("judge asked {} questions, naive {}", compared, questions.size()));
+      for (const auto& [statement, naive] : naive_scores) {
+        max_score_diff = std::max(max_score_diff, std::abs(scores.at(statement) - naive));
       }
       judged.emplace_back(image, std::move(scores));
     }
@@ -269,16 +272,11 @@ int main(int argc, char** argv) try {
     double max_diff = 0, sum_diff = 0;
     int count = 0;
     for (const auto& [image, scores] : judged) {
-      const Verdict verdict = reference.judge(image);
-      for (const auto& rule : verdict.rules) {
-        for (const auto& item : rule.items) {
-          for (const auto& s : item.statements) {
-            const double diff = std::abs(s.score - scores.at(s.statement));
-            max_diff = std::max(max_diff, diff);
-            sum_diff += diff;
-            ++count;
-          }
-        }
+      for (const auto& [statement, score] : statement_scores(reference.judge(image))) {
+        const double diff = std::abs(score - scores.at(statement));
+        max_diff = std::max(max_diff, diff);
+        sum_diff += diff;
+        ++count;
       }
     }
     int8_vs_float32 = {{"max_score_difference", max_diff}, {"mean_score_difference", sum_diff / count},
