@@ -182,7 +182,7 @@ std::pair<at::Tensor, at::Tensor> Qwen2Decoder::rotary(const at::Tensor& positio
 
 at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const at::Tensor& x,
                                    const at::Tensor& cos, const at::Tensor& sin,
-                                   const KvCache* prefix, KvCache* cache, const QueryRows& rows) const {
+                                   const KvCache* prefix, KvCache* cache, std::int64_t past, const QueryRows& rows) const {
   const auto& c = config_;
   const std::int64_t batch = x.size(0), steps = x.size(1), dim = c.head_dim;
   const std::int64_t kv_heads = c.num_kv_heads, groups = c.num_heads / c.num_kv_heads;
@@ -192,7 +192,6 @@ at::Tensor Qwen2Decoder::attention(const Layer& layer, std::size_t index, const 
   at::Tensor v = layer.v_proj(x).view({batch, steps, kv_heads, dim}).transpose(1, 2);
   k = k * cos_h + rotate_half(k) * sin_h;
 
-  const std::int64_t past = cache != nullptr ? cache->length() : 0;
   if (cache != nullptr) {
     if (cache->keys.size() <= index) {
       cache->keys.push_back(k.contiguous());
@@ -299,6 +298,7 @@ DecoderOutput Qwen2Decoder::forward(const DecoderInput& input) const {
     throw Error(ErrorCode::InvalidArgument, "Qwen2Decoder: cache_only needs a cache and no collected hidden states");
   }
   auto [cos, sin] = rotary(input.position_ids);
+  const std::int64_t past = input.cache != nullptr ? input.cache->length() : 0;
   DecoderOutput output;
   at::Tensor x = embeds.to(dtype_);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -310,7 +310,7 @@ DecoderOutput Qwen2Decoder::forward(const DecoderInput& input) const {
     const bool last = i + 1 == layers_.size();
     QueryRows rows{input.segments, last ? input.read_positions : at::Tensor(), last && input.cache_only};
     const at::Tensor attended = attention(layer, i, runtime::nn::rms_norm(x, layer.input_norm, config_.rms_norm_eps),
-                                          cos, sin, input.shared_prefix, input.cache, rows);
+                                          cos, sin, input.shared_prefix, input.cache, past, rows);
     if (rows.keys_only) return output;
     if (rows.positions.defined()) x = x.index_select(1, rows.positions);
     x = x + attended;

@@ -136,7 +136,7 @@ class Qwen2Decoder {
   /// undefined tensor when `rows.keys_only`.
   at::Tensor attention(const Layer& layer, std::size_t index, const at::Tensor& x,
                        const at::Tensor& cos, const at::Tensor& sin, const KvCache* prefix,
-                       KvCache* cache, const QueryRows& rows) const;
+                       KvCache* cache, std::int64_t past, const QueryRows& rows) const;
 
   Qwen2Config config_;
   at::ScalarType dtype_;

@@ -7,12 +7,13 @@
 #include "models/qwen2.hpp"
 #include "models/qwen2_vl.hpp"
 #include "runtime/config.hpp"
+#include "runtime/tensor.hpp"
 #include "runtime/weights.hpp"
 
 namespace imgjudge::models {
 namespace {
 
-constexpr std::int64_t kGreedySteps = 6;  // what the fixtures' generate() call produced
+constexpr std::int64_t kGreedySteps = 10;
 
 // The fixture convention: first token, first/last image token and the one
 // after it (when there are image tokens), and the last two tokens.
@@ -33,8 +34,15 @@ at::Tensor row_positions(const std::vector<std::int64_t>& ids, std::int64_t imag
 }
 
 // Full forward, rows, hidden states and greedy steps of one prompt.
+// How many greedy steps the reference decoded (its greedy_new_ids), 0 when it has none.
+std::int64_t reference_greedy_steps(const std::string& dir) {
+  const NamedTensors reference = runtime::read_safetensors(dir + "/outputs.safetensors");
+  const auto it = reference.find("greedy_new_ids");
+  return it == reference.end() ? 0 : it->second.numel();
+}
+
 void run_decoder(const Qwen2Decoder& decoder, const at::Tensor& embeds, const at::Tensor& positions,
-                 std::int64_t rope_delta, const at::Tensor& rows, NamedTensors& out) {
+                 std::int64_t rope_delta, const at::Tensor& rows, std::int64_t greedy_steps, NamedTensors& out) {
   const std::int64_t length = embeds.size(1);
   DecoderInput full;
   full.embeds = embeds;
@@ -44,16 +52,16 @@ void run_decoder(const Qwen2Decoder& decoder, const at::Tensor& embeds, const at
   full.cache = &cache;
   const DecoderOutput result = decoder.forward(full);
   const at::Tensor logits = decoder.logits(result.last_hidden[0]);
-  if (length <= 40) out["logits"] = logits;
+  out["logits"] = logits;  // compared only where the reference has it (short prompts)
   out["logits_last"] = logits[length - 1];
   out["logits_row_positions"] = rows;
   out["logits_rows"] = logits.index_select(0, rows);
   out["hidden_states"] = at::stack(result.hidden_states).squeeze(1);
   std::vector<std::int64_t> new_ids;
   std::vector<at::Tensor> step_logits{logits[length - 1]};
-  for (std::int64_t k = 0; k < kGreedySteps; ++k) {
+  for (std::int64_t k = 0; k < greedy_steps; ++k) {
     new_ids.push_back(step_logits.back().argmax().item<std::int64_t>());
-    if (k + 1 == kGreedySteps) break;
+    if (k + 1 == greedy_steps) break;
     DecoderInput step;
     step.embeds = decoder.embed(at::full({1, 1}, new_ids.back(), at::kLong));
     step.position_ids = at::full({3, 1, 1}, cache.length() + rope_delta, at::kLong);
@@ -84,7 +92,7 @@ NamedTensors run_qwen2_fixture(const std::string& dir) {
   const at::Tensor id_tensor = at::tensor(ids, at::kLong).view({1, length});
   const at::Tensor positions = at::arange(length, at::kLong).view({1, 1, length}).expand({3, 1, length}).contiguous();
   NamedTensors out;
-  run_decoder(decoder, decoder.embed(id_tensor), positions, 0, row_positions(ids, -1), out);
+  run_decoder(decoder, decoder.embed(id_tensor), positions, 0, row_positions(ids, -1), reference_greedy_steps(dir), out);
   return out;
 }
 
@@ -112,7 +120,7 @@ NamedTensors run_qwen_vl_fixture(const std::string& dir) {
   out["position_ids"] = rope.position_ids;
   out["rope_deltas"] = at::full({1, 1}, rope.delta, at::kLong);
   run_decoder(model->decoder(), model->embed_prompt(ids, features), rope.position_ids, rope.delta,
-              row_positions(ids, model->config().image_token_id), out);
+              row_positions(ids, model->config().image_token_id), reference_greedy_steps(dir), out);
   return out;
 }
 
