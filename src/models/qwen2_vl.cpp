@@ -221,7 +221,7 @@ QwenVLConfig QwenVLConfig::from_config(const runtime::HfConfig& config) {
     throw Error(ErrorCode::Unsupported,
                 fmt::format("{}: model_type \"{}\" is not Qwen2-VL or Qwen2.5-VL", config.file(), type));
   }
-  c.text = Qwen2Config::from_json(config.json(), config.file());
+  c.text = qwen2_decoder_config(config.section_with_fallback("text_config"));
   // Token ids: top level in every published config (text_config in some newer ones).
   const runtime::HfConfig text = config.section("text_config");
   auto token = [&](const char* key, std::int64_t fallback) {
@@ -373,8 +373,8 @@ QwenVLModel::QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weight
   // transformers >= 4.52 saves "model.language_model.*" / "model.visual.*";
   // earlier versions "model.*" / "visual.*".
   const bool nested = weights.contains("model.language_model.embed_tokens.weight");
-  decoder_ = std::make_unique<Qwen2Decoder>(config_.text, weights.scope(nested ? "model.language_model" : "model"),
-                                            weights, "lm_head.weight");
+  decoder_ = load_qwen2_decoder(config_.text, weights.scope(nested ? "model.language_model" : "model"), weights,
+                                "lm_head.weight");
   const runtime::WeightStore visual = weights.scope(nested ? "model.visual" : "visual");
   vision_ = config_.family == QwenVLFamily::Qwen2VL ? make_qwen2_vl_vision_tower(config_.vision, visual)
                                                     : make_qwen2_5_vl_vision_tower(config_.vision, visual);

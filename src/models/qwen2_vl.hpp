@@ -52,7 +52,7 @@ struct QwenVisionConfig {
 
 struct QwenVLConfig {
   QwenVLFamily family = QwenVLFamily::Qwen2VL;
-  Qwen2Config text;
+  DecoderConfig text;
   QwenVisionConfig vision;
   std::int64_t image_token_id = 151655;
   std::int64_t video_token_id = 151656;
@@ -129,7 +129,7 @@ class QwenVLModel {
   QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weights);
 
   const QwenVLConfig& config() const { return config_; }
-  const Qwen2Decoder& decoder() const { return *decoder_; }
+  const Decoder& decoder() const { return *decoder_; }
   at::ScalarType dtype() const { return decoder_->dtype(); }
 
   /// Image features [sum of merged tokens, hidden] for pixel_values of `grids`.
@@ -147,7 +147,7 @@ class QwenVLModel {
 
  private:
   QwenVLConfig config_;
-  std::unique_ptr<Qwen2Decoder> decoder_;
+  std::unique_ptr<const Decoder> decoder_;
   std::unique_ptr<QwenVisionTower> vision_;
 };
 

@@ -41,7 +41,7 @@ std::int64_t reference_greedy_steps(const std::string& dir) {
   return it == reference.end() ? 0 : it->second.numel();
 }
 
-void run_decoder(const Qwen2Decoder& decoder, const at::Tensor& embeds, const at::Tensor& positions,
+void run_decoder(const Decoder& decoder, const at::Tensor& embeds, const at::Tensor& positions,
                  std::int64_t rope_delta, const at::Tensor& rows, std::int64_t greedy_steps, NamedTensors& out) {
   const std::int64_t length = embeds.size(1);
   DecoderInput full;
@@ -84,15 +84,14 @@ NamedTensors run_qwen2_fixture(const std::string& dir) {
   at::set_num_threads(1);  // the fixtures were made with one thread
   const runtime::HfConfig config = runtime::HfConfig::load(dir + "/config.json");
   const runtime::WeightStore weights(runtime::SafetensorsCheckpoint::open_folder(dir), at::kFloat, at::kCPU);
-  const Qwen2Decoder decoder(Qwen2Config::from_json(config.json(), config.file()), weights.scope("model"), weights,
-                             "lm_head.weight");
+  const auto decoder = load_qwen2_decoder(qwen2_decoder_config(config), weights.scope("model"), weights, "lm_head.weight");
   const NamedTensors inputs = read_fixture_inputs(dir);
   const std::vector<std::int64_t> ids = to_ids(fixture_input(inputs, "input_ids", dir));
   const auto length = static_cast<std::int64_t>(ids.size());
   const at::Tensor id_tensor = at::tensor(ids, at::kLong).view({1, length});
   const at::Tensor positions = at::arange(length, at::kLong).view({1, 1, length}).expand({3, 1, length}).contiguous();
   NamedTensors out;
-  run_decoder(decoder, decoder.embed(id_tensor), positions, 0, row_positions(ids, -1), reference_greedy_steps(dir), out);
+  run_decoder(*decoder, decoder->embed(id_tensor), positions, 0, row_positions(ids, -1), reference_greedy_steps(dir), out);
   return out;
 }
 

@@ -27,30 +27,42 @@ HfConfig::HfConfig(nlohmann::json json, std::string file, std::string key_prefix
   }
 }
 
-bool HfConfig::has(const std::string& key) const {
+const HfConfig* HfConfig::holder(const std::string& key) const {
   auto it = json_.find(key);
-  return it != json_.end() && !it->is_null();
+  if (it != json_.end() && !it->is_null()) return this;
+  return fallback_ ? fallback_->holder(key) : nullptr;
 }
 
+bool HfConfig::has(const std::string& key) const { return holder(key) != nullptr; }
+
 HfConfig HfConfig::section(const std::string& key) const {
-  if (!has(key)) return HfConfig(nlohmann::json::object(), file_, prefix_ + key + ".");
-  const auto& value = json_.at(key);
+  const HfConfig* from = holder(key);
+  if (from == nullptr) return HfConfig(nlohmann::json::object(), file_, prefix_ + key + ".");
+  const auto& value = from->json_.at(key);
   if (!value.is_object()) type_error(key, "an object");
-  return HfConfig(value, file_, prefix_ + key + ".");
+  return HfConfig(value, file_, from->prefix_ + key + ".");
+}
+
+HfConfig HfConfig::section_with_fallback(const std::string& key) const {
+  HfConfig nested = section(key);
+  nested.fallback_ = std::make_shared<const HfConfig>(*this);
+  return nested;
 }
 
 void HfConfig::type_error(const std::string& key, const char* expected) const {
-  const auto& value = json_.at(key);
+  const HfConfig* from = holder(key);
+  const auto& value = from->json_.at(key);
   throw Error(ErrorCode::InvalidModel, fmt::format("{}: key '{}': expected {}, found {} {}", file_,
-                                                   qualified(key), expected, value.type_name(),
+                                                   from->qualified(key), expected, value.type_name(),
                                                    value.dump().substr(0, 40)));
 }
 
 const nlohmann::json& HfConfig::require(const std::string& key) const {
-  if (!has(key)) {
+  const HfConfig* from = holder(key);
+  if (from == nullptr) {
     throw Error(ErrorCode::InvalidModel, fmt::format("{}: missing key '{}'", file_, qualified(key)));
   }
-  return json_.at(key);
+  return from->json_.at(key);
 }
 
 std::int64_t HfConfig::get_int(const std::string& key) const {
@@ -80,7 +92,7 @@ double HfConfig::get_double(const std::string& key, double fallback) const {
 
 bool HfConfig::get_bool(const std::string& key, bool fallback) const {
   if (!has(key)) return fallback;
-  const auto& value = json_.at(key);
+  const auto& value = require(key);
   if (!value.is_boolean()) type_error(key, "a boolean");
   return value.get<bool>();
 }
@@ -97,7 +109,7 @@ std::string HfConfig::get_string(const std::string& key, const std::string& fall
 
 std::vector<double> HfConfig::get_doubles(const std::string& key, const std::vector<double>& fallback) const {
   if (!has(key)) return fallback;
-  const auto& value = json_.at(key);
+  const auto& value = require(key);
   if (!value.is_array()) type_error(key, "an array of numbers");
   std::vector<double> out;
   for (const auto& item : value) {

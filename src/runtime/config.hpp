@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ class HfConfig {
   bool has(const std::string& key) const;  ///< Present and not null.
   /// Nested object `key` (e.g. "text_config"); an empty section when absent.
   HfConfig section(const std::string& key) const;
+  /// Nested object `key` whose absent keys are looked up here: a VL config's
+  /// "text_config", whose keys older checkpoints keep at the top level.
+  HfConfig section_with_fallback(const std::string& key) const;
 
   std::int64_t get_int(const std::string& key) const;  ///< Required: throws if absent.
   std::int64_t get_int(const std::string& key, std::int64_t fallback) const;
@@ -46,11 +50,14 @@ class HfConfig {
   std::string qualified(const std::string& key) const { return prefix_ + key; }
 
  private:
+  /// The config that holds `key` (this one, else the fallback chain), or null.
+  const HfConfig* holder(const std::string& key) const;
   const nlohmann::json& require(const std::string& key) const;
   [[noreturn]] void type_error(const std::string& key, const char* expected) const;
   nlohmann::json json_;
   std::string file_;
   std::string prefix_;
+  std::shared_ptr<const HfConfig> fallback_;
 };
 
 }  // namespace imgjudge::runtime

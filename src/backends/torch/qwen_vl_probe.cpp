@@ -31,7 +31,7 @@ double median_seconds(int repetitions, const std::function<void()>& run) {
 // `context` earlier positions plus (causally) the new ones before it. The last
 // layer answers only `read` of them (keys and values still for all), as the
 // Judge runs it: 0 for a prefix, one per question when scoring.
-double decoder_flops(const models::Qwen2Config& c, double tokens, double context, double read) {
+double decoder_flops(const models::DecoderConfig& c, double tokens, double context, double read) {
   const double q_out = double(c.num_heads) * c.head_dim;
   const double kv_out = double(c.num_kv_heads) * c.head_dim;
   auto layer = [&](double queries) {
