@@ -346,6 +346,7 @@ int main(int argc, char** argv) try {
       {"load_seconds", load_s},
       {"judge_construction_seconds", construct_s},
       {"workload", {{"rules", constitution.rules.size()}, {"questions", questions.size()},
+                    {"answer_spellings", answer_spellings_name(constitution.answer_spellings)},
                     {"early_exit", false}, {"relevance", false}, {"cascade", false}}},
       {"end_to_end", results},
       {"speedup_vs_naive", results.front()["speedup_vs_naive"]},

@@ -71,10 +71,24 @@ struct Question {
   std::string prompt;     ///< The full user prompt, the statement already in it.
 };
 
+/// Which tokens of an answer word count at the first answer token.
+enum class AnswerSpellings {
+  /// The word's own single token, exactly as written ("Yes"): the paper's
+  /// M(x,c) = P("Yes") / (P("Yes") + P("No")), as CLUE and ShieldGemma compute it.
+  Exact,
+  /// Every single-token spelling of the word: as written, first letter upper
+  /// and lower case, each with and without a leading space ("Yes", " Yes",
+  /// "yes", " yes"); P(answer) is their sum.
+  Any,
+};
+/// "exact" / "any".
+IMGJUDGE_API const char* answer_spellings_name(AnswerSpellings spellings) noexcept;
+
 /// Which answer words are read from the first answer token.
 struct AnswerWords {
   std::string yes = "Yes";
   std::string no = "No";
+  AnswerSpellings spellings = AnswerSpellings::Exact;
 };
 
 struct ChatTurn {

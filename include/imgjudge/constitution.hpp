@@ -3,6 +3,8 @@
 
 #include "imgjudge/export.hpp"
 
+#include "imgjudge/backend.hpp"
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +83,10 @@ struct IMGJUDGE_API Constitution {
   std::string description;
   Thresholds defaults;
   QuestionTemplates questions;
+  /// `[defaults] answer_spellings`: which tokens of "Yes"/"No" count (exact by
+  /// default, the paper's definition). Constitution-wide: m0 and every score
+  /// of a Judge use one definition.
+  AnswerSpellings answer_spellings = AnswerSpellings::Exact;
   std::vector<Rule> rules;
   /// "sha256:<hex>" of the normalized constitution (independent of comments,
   /// key order and whitespace); reported in every verdict for audit.

@@ -26,6 +26,8 @@ struct JudgeOptions {
   bool cascade = true;    ///< Cascaded reasoning (also needs the constitution's `cascade`).
   bool early_exit = true; ///< Stop a rule at its first rejected item.
   GenerateLimits reasoning_limits{512, {}};
+  /// The answer words. Which of their tokens count (`spellings`) is the
+  /// constitution's `[defaults] answer_spellings`: the Judge sets it from there.
   AnswerWords answers;
   DecodeOptions decode;  ///< Used by judge_bytes / judge_file.
 };

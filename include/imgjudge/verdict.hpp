@@ -88,6 +88,9 @@ struct IMGJUDGE_API Verdict {
   std::string constitution_name, constitution_version, constitution_hash;
   std::string vlm_model_id, relevance_model_id, locator_model_id;
   std::string answer_tokens;  ///< VisionLanguageModel::describe_answer_tokens().
+  /// Which answer tokens counted: "exact" (the paper's M(x,c)) or "any" (every
+  /// single-token spelling); the constitution's [defaults] answer_spellings.
+  std::string answer_spellings = "exact";
 
   bool unsafe() const noexcept { return decision == Decision::Unsafe; }
   const RuleResult* find_rule(const std::string& id) const noexcept;

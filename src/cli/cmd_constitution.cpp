@@ -73,9 +73,10 @@ int run_constitution_check(const Argv& argv) {
   fmt::print("  name     {} (version {})\n", constitution.name, constitution.version);
   fmt::print("  hash     {}\n", constitution.hash);
   const auto& d = constitution.defaults;
-  fmt::print("  defaults relevance {} | reject {} | accept {} | region {} | locator {} | small region {} | cascade {}\n",
+  fmt::print("  defaults relevance {} | reject {} | accept {} | region {} | locator {} | small region {} | cascade {} | "
+             "answer spellings {}\n",
              d.relevance, d.reject_factor, d.accept_factor, d.region_delta, d.locator_confidence,
-             d.small_region_fraction, d.cascade ? "on" : "off");
+             d.small_region_fraction, d.cascade ? "on" : "off", answer_spellings_name(constitution.answer_spellings));
   fmt::print("  {} rules:\n", constitution.rules.size());
   for (const auto& rule : constitution.rules) {
     std::size_t statements = 0;

@@ -38,6 +38,9 @@ options:
   --questions FILE          the statements, see above
   --template TEXT           user prompt; must contain {statement}
                             (default: the constitution's score template)
+  --answer-spellings S      exact (default): P("Yes") / (P("Yes") + P("No")) on
+                            the words' own tokens, the paper's M(x,c); any: sum
+                            over every single-token spelling (Yes, " Yes", yes, " yes")
   --backend NAME            torch (default) or scripted
   --script FILE             answer script of the scripted backend
   --device DEV              cpu (default) or cuda[:N]
@@ -114,7 +117,8 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 
 int run_score(const Argv& argv) {
   const Args args(argv,
-                  {"backend", "model", "script", "image", "questions", "template", "device", "dtype", "threads"},
+                  {"backend", "model", "script", "image", "questions", "template", "answer-spellings", "device", "dtype",
+                   "threads"},
                   {"help"});
   if (args.flag("help")) {
     fmt::print("{}", kHelp);
@@ -129,6 +133,15 @@ int run_score(const Argv& argv) {
   const std::string question_template = args.value_or("template", QuestionTemplates{}.score);
   if (question_template.find(kPlaceholder) == std::string::npos) {
     fmt::print(stderr, "imgjudge score: --template must contain the placeholder {{statement}}\n");
+    return 2;
+  }
+
+  AnswerWords answers;
+  const std::string spellings = args.value_or("answer-spellings", "exact");
+  if (spellings == "any") {
+    answers.spellings = AnswerSpellings::Any;
+  } else if (spellings != "exact") {
+    fmt::print(stderr, "imgjudge score: --answer-spellings must be exact or any, not '{}'\n", spellings);
     return 2;
   }
 
@@ -160,7 +173,6 @@ int run_score(const Argv& argv) {
   }
 
   const CallContext call;
-  const AnswerWords answers;
   started = Clock::now();
   const auto context = vlm.prepare(image, call);
   const double prepare_ms = elapsed_ms(started);
@@ -190,6 +202,7 @@ int run_score(const Argv& argv) {
       {"schema", "imgjudge.score/1"},
       {"model", vlm.model_id()},
       {"answer_tokens", vlm.describe_answer_tokens(answers)},
+      {"answer_spellings", answer_spellings_name(answers.spellings)},
       {"image", {{"file", image_path}, {"hash", image.content_hash()}, {"width", image.width}, {"height", image.height}}},
       {"thresholds", {{"reject_factor", thresholds.reject_factor}, {"accept_factor", thresholds.accept_factor}}},
       {"questions", results},

@@ -120,10 +120,13 @@ const std::set<std::string> kThresholdKeys = {
     "locator_confidence", "small_region_fraction", "cascade"};
 const std::set<std::string> kQuestionKeys = {"score", "reason", "reason_json"};
 
-// Applies the keys present in `table` on top of `thresholds`.
+// Applies the keys present in `table` on top of `thresholds`. `extra_keys`
+// are other keys the table may hold (read by the caller).
 void read_thresholds(const Reader& reader, const toml::table& table, const std::string& section,
-                     Thresholds& thresholds) {
-  reader.check_keys(table, kThresholdKeys, section);
+                     Thresholds& thresholds, const std::set<std::string>& extra_keys = {}) {
+  std::set<std::string> allowed = kThresholdKeys;
+  allowed.insert(extra_keys.begin(), extra_keys.end());
+  reader.check_keys(table, allowed, section);
   auto number = [&](const char* key, double& field, double min, double max) {
     if (const auto* node = table.get(key)) {
       field = reader.number(*node, fmt::format("{}.{}", section, key), min, max);
@@ -290,6 +293,9 @@ std::string normalized_json(const Constitution& c) {
                         {"name", c.name},
                         {"version", c.version},
                         {"rules", rules}};
+  // Only when it differs from the default, so the hashes of constitutions
+  // that do not set it stay what they were.
+  if (c.answer_spellings != AnswerSpellings::Exact) doc["answer_spellings"] = answer_spellings_name(c.answer_spellings);
   return doc.dump();
 }
 
@@ -371,6 +377,10 @@ std::string comparable(const std::string& statement) {
 
 }  // namespace
 
+const char* answer_spellings_name(AnswerSpellings spellings) noexcept {
+  return spellings == AnswerSpellings::Any ? "any" : "exact";
+}
+
 const char* severity_name(Severity severity) noexcept {
   switch (severity) {
     case Severity::Low: return "low";
@@ -407,7 +417,19 @@ Constitution Constitution::from_string(const std::string& toml_text, const std::
   c.version = reader.string(*version, "version", 64);
   if (const auto* node = root.get("description")) c.description = reader.string(*node, "description", kMaxTextChars, true);
   if (const auto* node = root.get("defaults")) {
-    read_thresholds(reader, reader.table(*node, "defaults"), "defaults", c.defaults);
+    const toml::table& defaults = reader.table(*node, "defaults");
+    read_thresholds(reader, defaults, "defaults", c.defaults, {"answer_spellings"});
+    if (const auto* spellings = defaults.get("answer_spellings")) {
+      const std::string value = reader.string(*spellings, "defaults.answer_spellings", 16);
+      if (value == "exact") {
+        c.answer_spellings = AnswerSpellings::Exact;
+      } else if (value == "any") {
+        c.answer_spellings = AnswerSpellings::Any;
+      } else {
+        reader.fail(spellings->source(),
+                    fmt::format("defaults.answer_spellings must be \"exact\" or \"any\", not \"{}\"", value));
+      }
+    }
   }
   if (const auto* node = root.get("questions")) {
     read_questions(reader, reader.table(*node, "questions"), "questions", c.questions);

@@ -182,6 +182,8 @@ Judge::Judge(Constitution constitution, Models models, JudgeOptions options)
         impl->constitution = std::move(constitution);
         impl->models = std::move(models);
         impl->options = std::move(options);
+        // The constitution decides which answer tokens count: one definition per Judge.
+        impl->options.answers.spellings = impl->constitution.answer_spellings;
         Impl& self = *impl;
         const Capabilities caps = self.models.vlm->capabilities();
 
@@ -283,6 +285,7 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
   if (models.relevance) verdict.relevance_model_id = models.relevance->model_id();
   if (models.locator) verdict.locator_model_id = models.locator->model_id();
   verdict.answer_tokens = answer_tokens;
+  verdict.answer_spellings = answer_spellings_name(options.answers.spellings);
   verdict.notes = notes;
 
   // 1. Relevance scanning: skip rules the image is not about.

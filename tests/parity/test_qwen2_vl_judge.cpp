@@ -55,7 +55,8 @@ imgjudge::Image test_image() {
 
 // The reference: one full forward of one prompt, no cache, no batching.
 double full_forward_score(const QwenVLModel& model, const imgjudge::tokenizer::Tokenizer& tok,
-                          const std::string& model_dir, const imgjudge::Image* image, const std::string& question) {
+                          const std::string& model_dir, const imgjudge::Image* image, const std::string& question,
+                          imgjudge::AnswerSpellings spellings = imgjudge::AnswerSpellings::Exact) {
   using imgjudge::tokenizer::ChatContent;
   std::vector<ChatContent> content;
   if (image != nullptr) content.push_back(ChatContent::image());
@@ -87,6 +88,11 @@ double full_forward_score(const QwenVLModel& model, const imgjudge::tokenizer::T
   input.position_ids = model.rope_index(ids, grids).position_ids;
   const at::Tensor hidden = model.decoder().forward(input).last_hidden[0];
   const at::Tensor probs = at::softmax(model.decoder().logits(hidden[hidden.size(0) - 1]).to(at::kDouble), 0);
+  if (spellings == imgjudge::AnswerSpellings::Exact) {
+    const double yes = probs[tok.encode("Yes", false).at(0)].item<double>();
+    const double no = probs[tok.encode("No", false).at(0)].item<double>();
+    return yes / (yes + no);
+  }
   double yes = 0, no = 0;
   for (const char* word : {"Yes", " Yes", "yes", " yes"}) {
     auto t = tok.encode(word, false);
@@ -135,6 +141,15 @@ TEST_CASE("qwen vl judge: batched prefix-shared scores equal full forwards", "[p
       CHECK(scores[i] > 0.0);
       CHECK(scores[i] < 1.0);
     }
+    // The spelling sum, when asked for, equals its full-forward definition too.
+    imgjudge::AnswerWords any;
+    any.spellings = imgjudge::AnswerSpellings::Any;
+    const auto any_scores = judge->score(context.get(), questions, any, call);
+    for (std::size_t i = 0; i < questions.size(); ++i) {
+      CHECK(std::abs(any_scores[i] - full_forward_score(*model, tok, dir, &image, questions[i].prompt,
+                                                        imgjudge::AnswerSpellings::Any)) <= 1e-4);
+    }
+
     // One question alone scores the same as inside the batch.
     const auto single = judge->score(context.get(), {questions[1]}, {}, call);
     CHECK(std::abs(single[0] - scores[1]) <= 1e-4);

@@ -82,6 +82,25 @@ TEST_CASE("defaults and per-rule overrides resolve in order", "[unit][constituti
   CHECK(rule.questions.score == "Is it so? {statement}");
 }
 
+TEST_CASE("answer_spellings is exact by default, any on request, constitution-wide only", "[unit][constitution]") {
+  const std::string base = kMinimal;
+  const auto with_defaults = [&](const std::string& defaults) {
+    std::string text = base;
+    return text.replace(text.find("[[rules]]"), 9, "[defaults]\n" + defaults + "\n[[rules]]");
+  };
+  CHECK(Constitution::from_string(base).answer_spellings == imgjudge::AnswerSpellings::Exact);
+  CHECK(Constitution::from_string(with_defaults("answer_spellings = \"exact\"")).hash == Constitution::from_string(base).hash);
+  const Constitution any = Constitution::from_string(with_defaults("answer_spellings = \"any\""));
+  CHECK(any.answer_spellings == imgjudge::AnswerSpellings::Any);
+  CHECK(any.hash != Constitution::from_string(base).hash);  // it changes every score, so the hash
+  CHECK_THAT(error_of(with_defaults("answer_spellings = \"some\"")),
+             Contains("policy.toml:7:20: defaults.answer_spellings must be \"exact\" or \"any\", not \"some\""));
+  std::string per_rule = base;
+  per_rule.replace(per_rule.find("chain = ["), 9, "thresholds = { answer_spellings = \"any\" }\nchain = [");
+  CHECK_THAT(error_of(per_rule), Contains("answer_spellings"));
+  CHECK(std::string(imgjudge::answer_spellings_name(imgjudge::AnswerSpellings::Any)) == "any");
+}
+
 TEST_CASE("the hash ignores comments and formatting but not content", "[unit][constitution]") {
   const std::string base = kMinimal;
   const std::string reformatted = "# a comment\n" + base + "\n\n# trailing\n";

@@ -105,6 +105,7 @@ class CountingVlm : public VisionLanguageModel {
   std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
                             const AnswerWords& answers, const CallContext& call) const override {
     (image ? image_calls : prior_calls)++;
+    (answers.spellings == imgjudge::AnswerSpellings::Exact ? exact_spellings : any_spellings)++;
     return inner_->score(image, questions, answers, call);
   }
   std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
@@ -118,7 +119,7 @@ class CountingVlm : public VisionLanguageModel {
   std::string describe_answer_tokens(const AnswerWords& answers) const override {
     return inner_->describe_answer_tokens(answers);
   }
-  mutable std::atomic<int> prepares{0}, prior_calls{0}, image_calls{0};
+  mutable std::atomic<int> prepares{0}, prior_calls{0}, image_calls{0}, exact_spellings{0}, any_spellings{0};
   mutable std::mutex budgets_mutex;
   mutable std::vector<int> generate_budgets;
 
@@ -531,6 +532,29 @@ TEST_CASE("judge_bytes rejects undecodable bytes with InvalidImage", "[unit][jud
   const Verdict v = judge.judge_bytes(png.data(), png.size());
   CHECK(v.image_width == 64);
   CHECK(v.timings.decode_ms >= 0);
+}
+
+TEST_CASE("the constitution's answer_spellings reaches every score call and the verdict", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(71));
+  auto inner = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.97, "The injury is fatal." = 0.99 }
+)");
+  for (const bool any : {false, true}) {
+    std::string text = kConstitution;
+    if (any) text.replace(text.find("[[rules]]"), 9, "[defaults]\nanswer_spellings = \"any\"\n[[rules]]");
+    auto counting = std::make_shared<CountingVlm>(inner.vlm);
+    JudgeOptions options;
+    options.answers.spellings = any ? imgjudge::AnswerSpellings::Exact : imgjudge::AnswerSpellings::Any;  // overridden
+    const Judge judge(Constitution::from_string(text), Models{inner.relevance, counting, inner.locator}, options);
+    const Verdict v = judge.judge(make_picture(71));
+    CHECK((any ? counting->any_spellings : counting->exact_spellings) > 0);
+    CHECK((any ? counting->exact_spellings : counting->any_spellings) == 0);
+    CHECK(v.answer_spellings == (any ? "any" : "exact"));
+    CHECK(nlohmann::json::parse(v.to_json())["models"]["answer_spellings"] == (any ? "any" : "exact"));
+  }
 }
 
 TEST_CASE("the verdict JSON is stable and complete", "[unit][judge]") {

@@ -398,30 +398,34 @@ class QwenVLJudge final : public VisionLanguageModel {
   }
 
   AnswerIds resolve_answers(const AnswerWords& answers) const {
-    return AnswerIds{answer_token_ids(answers.yes), answer_token_ids(answers.no)};
+    return AnswerIds{answer_token_ids(answers.yes, answers.spellings), answer_token_ids(answers.no, answers.spellings)};
   }
 
-  // The single-token spellings of `word`: as given, first letter lower and
-  // upper case, each with and without a leading space. If none is a single
-  // token, the first token of the word as given.
-  std::vector<std::int64_t> answer_token_ids(const std::string& word) const {
+  // The tokens whose probabilities make P(word) at the first answer token.
+  // Exact: the word's own token as written (its first token if the tokenizer
+  // splits it). Any: every single-token spelling among the word, its
+  // lower/upper-case-first variants, each with and without a leading space.
+  std::vector<std::int64_t> answer_token_ids(const std::string& word, AnswerSpellings spellings) const {
     if (word.empty()) throw Error(ErrorCode::InvalidArgument, "answer word is empty");
-    std::vector<std::string> spellings{word};
-    std::string lower = word, upper = word;
-    lower[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(word[0])));
-    upper[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
-    spellings.push_back(upper);
-    spellings.push_back(lower);
     std::vector<std::int64_t> ids;
-    for (const std::string& s : spellings) {
-      for (const std::string& spelling : {s, " " + s}) {
-        const auto encoded = tokenizer_.encode(spelling, false);
-        if (encoded.size() == 1 && std::find(ids.begin(), ids.end(), encoded[0]) == ids.end()) {
-          ids.push_back(encoded[0]);
+    if (spellings == AnswerSpellings::Any) {
+      std::string lower = word, upper = word;
+      lower[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(word[0])));
+      upper[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
+      for (const std::string& s : {word, upper, lower}) {
+        for (const std::string& spelling : {s, " " + s}) {
+          const auto encoded = tokenizer_.encode(spelling, false);
+          if (encoded.size() == 1 && std::find(ids.begin(), ids.end(), encoded[0]) == ids.end()) {
+            ids.push_back(encoded[0]);
+          }
         }
       }
     }
-    if (ids.empty()) ids.push_back(tokenizer_.encode(word, false).at(0));
+    if (ids.empty()) {
+      const auto encoded = tokenizer_.encode(word, false);
+      if (encoded.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("answer word '{}' encodes to no token", word));
+      ids.push_back(encoded.front());
+    }
     for (std::int64_t id : ids) {
       if (id >= model_->config().text.vocab_size) {
         throw Error(ErrorCode::InvalidModel, fmt::format("answer token {} is outside the model vocabulary", id));

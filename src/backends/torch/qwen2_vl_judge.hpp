@@ -19,9 +19,8 @@ namespace imgjudge::backends::torch {
 /// only at each question's last token. score(nullptr, ...) removes the image
 /// span (m0) and shares the common token head of the questions instead.
 ///
-/// Answer tokens: for each answer word, the single-token spellings among the
-/// word, its lower/upper-case-first variants, each with and without a leading
-/// space ("Yes", " Yes", "yes", " yes"); P(yes) sums their probabilities.
+/// Answer tokens (AnswerWords::spellings): exact, the word's own token; or
+/// any, every single-token spelling ("Yes", " Yes", "yes", " yes") summed.
 std::shared_ptr<const VisionLanguageModel> load_qwen_vl_judge(const ModelConfig& config);
 
 }  // namespace imgjudge::backends::torch
