@@ -20,12 +20,12 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include "backends/torch/qwen_vl_probe.hpp"
+#include "devtools/vlm_probe.hpp"
 #include "image/resize.hpp"
 #include "imgjudge/imgjudge.hpp"
-#include "models/random_models.hpp"
+#include "devtools/random_models.hpp"
 #include "runtime/device.hpp"
-#include "runtime/gemm_probe.hpp"
+#include "devtools/gemm_probe.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/files.hpp"
 
@@ -112,13 +112,13 @@ std::string ensure_random_model(bool reduced) {
   const std::string dir = std::string("build/bench-models/") + name + "-bfloat16";
   if (util::file_exists(util::join_path(dir, "model.safetensors"))) return dir;
   fmt::print(stderr, "bench: generating random-weight {} in {} (once)\n", name, dir);
-  models::RandomModelRequest request;
+  devtools::RandomModelRequest request;
   request.config_path = std::string(IMGJUDGE_SOURCE_DIR "/benchmarks/models/") + name + ".json";
   request.tokenizer_dir = IMGJUDGE_SOURCE_DIR "/tests/data/tokenizers/qwen2";
   request.out_dir = dir;
   request.seed = 1;
   request.dtype = "bf16";
-  models::make_random_model(request);
+  devtools::make_random_model(request);
   // The real Qwen2-VL-2B image processor (pixel budget up to 16384 tokens), not the tiny test one.
   std::ifstream source(IMGJUDGE_SOURCE_DIR "/benchmarks/models/preprocessor_config.json");
   std::ofstream(util::join_path(dir, "preprocessor_config.json")) << source.rdbuf();
@@ -171,7 +171,7 @@ int main(int argc, char** argv) try {
   // The dtype the library would choose here, spelled as the probes want it.
   const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", dtype, threads});
   dtype = target.linear_format == runtime::LinearFormat::Int8 ? "int8" : runtime::dtype_label(target.dtype);
-  threads = runtime::set_threads(threads);
+  threads = devtools::set_threads(threads);
   if (model_dir.empty()) model_dir = ensure_random_model(!full_depth);
 
   ModelConfig config;
@@ -285,7 +285,7 @@ int main(int argc, char** argv) try {
   }
 
   // Components at the first size, each next to the same-shape GEMM.
-  backends::torch::ComponentRequest request;
+  devtools::ComponentRequest request;
   request.model_dir = model_dir;
   request.dtype = dtype;
   request.batch = static_cast<int>(questions.size());
@@ -307,13 +307,13 @@ int main(int argc, char** argv) try {
     request.head_tokens = static_cast<int>(head);
     request.question_tokens = static_cast<int>(std::lround(total / double(encoded.size()) - double(head))) + kClosingTokens;
   }
-  const auto components = backends::torch::probe_qwen_vl_components(request, test_image(sizes.front(), 0));
-  auto gemm = [&](std::int64_t m, std::int64_t k, std::int64_t n) { return runtime::probe_gemm(m, k, n, dtype); };
+  const auto components = devtools::probe_qwen_vl_components(request, test_image(sizes.front(), 0));
+  auto gemm = [&](std::int64_t m, std::int64_t k, std::int64_t n) { return devtools::probe_gemm(m, k, n, dtype); };
   const auto gemm_vision = gemm(components.vision.tokens, components.vision_width, components.vision_intermediate);
   const auto gemm_prefill = gemm(components.prefix_tokens, components.hidden_size, components.intermediate_size);
   const auto gemm_scoring = gemm(components.scoring.tokens, components.hidden_size, components.intermediate_size);
   const auto gemm_decode = gemm(1, components.hidden_size, components.intermediate_size);
-  auto component_json = [](const backends::torch::ComponentTiming& c, const runtime::GemmProbe& g) {
+  auto component_json = [](const devtools::ComponentTiming& c, const devtools::GemmProbe& g) {
     return json{{"seconds", c.seconds}, {"tokens", c.tokens}, {"gflop", c.flops / 1e9},
                 {"achieved_gflops", c.gflops()}, {"gemm_gflops_same_shape", g.gflops},
                 {"gemm_shape", {g.m, g.k, g.n}}, {"efficiency", c.gflops() / g.gflops}};
@@ -322,7 +322,7 @@ int main(int argc, char** argv) try {
   // AVX-512 runs a scalar loop, so a large shape would take minutes).
   json gemm_by_dtype = json::object();
   for (const char* kind : {"float32", "bfloat16", "int8"}) {
-    const auto probe = runtime::probe_gemm(64, 1536, 1536, kind);
+    const auto probe = devtools::probe_gemm(64, 1536, 1536, kind);
     gemm_by_dtype[kind] = {{"shape", {probe.m, probe.k, probe.n}}, {"gflops", probe.gflops}};
   }
 
@@ -337,7 +337,7 @@ int main(int argc, char** argv) try {
       {"benchmark", "imgjudge.bench_judge/2"},
       {"machine", {{"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()},
                    {"avx512bw", cpu_flag("avx512bw")}, {"avx512_bf16", cpu_flag("avx512_bf16")},
-                   {"blas", runtime::blas_library()}, {"gemm_by_dtype", gemm_by_dtype}}},
+                   {"blas", devtools::blas_library()}, {"gemm_by_dtype", gemm_by_dtype}}},
       {"model", {{"dir", model_dir}, {"config", json::parse(util::read_file_text(util::join_path(model_dir, "config.json")))}}},
       {"dtype", dtype},
       {"threads", threads},

@@ -106,6 +106,7 @@ struct GenerateLimits {
 struct Capabilities {
   bool generate = true;        ///< generate() works (needed for cascaded reasoning).
   bool score_without_image = true;  ///< score(nullptr, ...) works (needed for m0).
+  bool images = true;          ///< prepare() works: false for a text-only language model (tools only).
 };
 
 /// A multimodal LLM asked yes/no questions about an image.

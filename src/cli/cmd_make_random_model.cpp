@@ -5,7 +5,7 @@
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "imgjudge/error.hpp"
-#include "models/random_models.hpp"
+#include "devtools/random_models.hpp"
 
 namespace imgjudge::cli {
 namespace {
@@ -33,7 +33,7 @@ int run_make_random_model(const Argv& argv) {
     fmt::print(stderr, "{}", kMakeRandomModelHelp);
     return 2;
   }
-  models::RandomModelRequest request;
+  devtools::RandomModelRequest request;
   request.config_path = args.required("config");
   request.out_dir = args.required("out");
   request.tokenizer_dir = args.value_or("tokenizer", "");
@@ -45,7 +45,7 @@ int run_make_random_model(const Argv& argv) {
   }
   request.seed = static_cast<std::uint64_t>(seed);
   try {
-    const auto written = models::make_random_model(request);
+    const auto written = devtools::make_random_model(request);
     fmt::print("{}: wrote {}\n", request.out_dir, fmt::join(written, ", "));
   } catch (const Error& e) {
     fmt::print(stderr, "imgjudge make-random-model: {}\n", e.what());

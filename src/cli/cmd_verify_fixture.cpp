@@ -8,25 +8,33 @@
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "imgjudge/error.hpp"
-#include "models/fixtures.hpp"
+#include "devtools/fixtures.hpp"
 
 namespace imgjudge::cli {
 namespace {
 
 const char* kVerifyFixtureHelp = R"(usage: imgjudge verify-fixture DIR [--tolerance 1e-4]
 
-Runs the model family named by DIR/config.json "model_type" on
-DIR/inputs.safetensors (float32, CPU, 1 thread for reproducibility) and
-compares every tensor of DIR/outputs.safetensors; checks the image processor
-against DIR/preprocess.safetensors when present.
+Checks this build against a golden fixture made with Hugging Face
+transformers (float32, CPU, 1 thread, as the references were made):
+  model fixture (inputs.safetensors + outputs.safetensors): runs the family
+    named by DIR/config.json "model_type" on the inputs and compares every
+    reference tensor; checks the image processor against
+    DIR/preprocess.safetensors when present (one image or image_0..k);
+  judge fixture (expected.json): loads DIR as the judge does and compares
+    every score and prior (exact and any-spelling answers) within the
+    tolerance, and the prompt ids, answer tokens, image layout and greedy
+    generation exactly.
 
 exit status: 0 every tensor within tolerance, 1 some tensor off, 2 usage or model error
 )";
 
-void print_diffs(const char* section, const std::vector<models::TensorDiff>& diffs, double tolerance) {
+void print_diffs(const char* section, const std::vector<devtools::TensorDiff>& diffs, double tolerance) {
   for (const auto& d : diffs) {
-    const bool ok = d.problem.empty() && d.max_abs_diff <= tolerance;
-    if (d.problem.empty()) {
+    const bool ok = d.problem.empty() && d.max_abs_diff <= (d.exact ? 0.0 : tolerance);
+    if (d.problem.empty() && d.exact) {
+      fmt::print("  {:<10} {:<32} {}  {}\n", section, d.name, ok ? "equal" : "differs", ok ? "ok" : "FAIL");
+    } else if (d.problem.empty()) {
       fmt::print("  {:<10} {:<32} max_abs_diff={:.3g}  {}\n", section, d.name, d.max_abs_diff, ok ? "ok" : "FAIL");
     } else {
       fmt::print("  {:<10} {:<32} {}  FAIL\n", section, d.name, d.problem);
@@ -52,9 +60,9 @@ int run_verify_fixture(const Argv& argv) {
     return 2;
   }
   const std::string dir = args.positionals()[0];
-  models::FixtureReport report;
+  devtools::FixtureReport report;
   try {
-    report = models::verify_fixture(dir);
+    report = devtools::verify_fixture(dir);
   } catch (const Error& e) {
     fmt::print(stderr, "imgjudge verify-fixture: {}\n", e.what());
     return 2;
@@ -62,9 +70,10 @@ int run_verify_fixture(const Argv& argv) {
   fmt::print("{} ({})\n", dir, report.model_type);
   print_diffs("output", report.outputs, tolerance);
   print_diffs("preprocess", report.preprocess, tolerance);
-  if (!report.preprocess_note.empty()) fmt::print("  preprocess check skipped: {}\n", report.preprocess_note);
+  for (const auto& note : report.notes) fmt::print("  note: {}\n", note);
   const bool passed = report.passed(tolerance);
-  fmt::print("{}: {} output tensors, tolerance {:g}\n", passed ? "PASS" : "FAIL", report.outputs.size(), tolerance);
+  fmt::print("{}: {} {} fixture, {} outputs, tolerance {:g}\n", passed ? "PASS" : "FAIL", report.model_type,
+             report.kind, report.outputs.size(), tolerance);
   return passed ? 0 : 1;
 }
 

@@ -186,6 +186,12 @@ Judge::Judge(Constitution constitution, Models models, JudgeOptions options)
         impl->options.answers.spellings = impl->constitution.answer_spellings;
         Impl& self = *impl;
         const Capabilities caps = self.models.vlm->capabilities();
+        if (!caps.images) {
+          throw Error(ErrorCode::InvalidArgument,
+                      fmt::format("{} is a text-only language model; judging needs a vision-language model "
+                                  "(text-only models serve the constitution tools)",
+                                  self.models.vlm->model_id()));
+        }
 
         self.use_relevance = self.options.relevance && self.models.relevance != nullptr;
         if (self.options.relevance && !self.models.relevance) {

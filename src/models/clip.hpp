@@ -9,7 +9,6 @@
 #include <ATen/core/Tensor.h>
 
 #include "models/clip_encoder.hpp"
-#include "models/fixture_registry.hpp"
 #include "runtime/weights.hpp"
 
 namespace imgjudge::models::clip {
@@ -76,9 +75,5 @@ class ClipModel {
 
 /// Every parameter ClipModel binds for `config` (from the constructor itself).
 std::vector<runtime::ParamSpec> parameter_specs(const Config& config);
-
-/// verify-fixture runner: float32 CPU forward of <dir> on its inputs.safetensors,
-/// outputs named as in the fixture (text_embeds, vision_hidden_states, ...).
-NamedTensors run_fixture(const std::string& fixture_dir);
 
 }  // namespace imgjudge::models::clip

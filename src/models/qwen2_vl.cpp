@@ -11,12 +11,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "image/preprocess.hpp"
-#include "image/resize.hpp"
 #include "imgjudge/error.hpp"
 #include "models/qwen_vl_vision.hpp"
 #include "runtime/nn.hpp"
 #include "runtime/safetensors.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "util/files.hpp"
 
 namespace imgjudge::models {
 
@@ -269,156 +269,107 @@ QwenVLConfig QwenVLConfig::from_config(const runtime::HfConfig& config) {
   return c;
 }
 
-QwenImageProcessorConfig QwenImageProcessorConfig::from_file(const std::string& path) {
-  const runtime::HfConfig json = runtime::HfConfig::load(path);
-  QwenImageProcessorConfig c;
-  const runtime::HfConfig size = json.section("size");
-  // 4.50 writes min_pixels/max_pixels and size {shortest_edge, longest_edge}; older files size {min_pixels, max_pixels}.
-  c.min_pixels = json.get_int("min_pixels", size.get_int("shortest_edge", size.get_int("min_pixels", c.min_pixels)));
-  c.max_pixels = json.get_int("max_pixels", size.get_int("longest_edge", size.get_int("max_pixels", c.max_pixels)));
-  c.patch_size = json.get_int("patch_size", c.patch_size);
-  c.temporal_patch_size = json.get_int("temporal_patch_size", c.temporal_patch_size);
-  c.merge_size = json.get_int("merge_size", c.merge_size);
-  c.resample = static_cast<int>(json.get_int("resample", c.resample));
-  c.do_resize = json.get_bool("do_resize", c.do_resize);
-  c.do_rescale = json.get_bool("do_rescale", c.do_rescale);
-  c.do_normalize = json.get_bool("do_normalize", c.do_normalize);
-  c.rescale_factor = json.get_double("rescale_factor", c.rescale_factor);
-  const auto mean = json.get_doubles("image_mean", {c.image_mean.begin(), c.image_mean.end()});
-  const auto std = json.get_doubles("image_std", {c.image_std.begin(), c.image_std.end()});
-  if (mean.size() != 3 || std.size() != 3) {
-    throw Error(ErrorCode::InvalidModel, path + ": image_mean and image_std must have 3 values");
+std::shared_ptr<const QwenVLModel> QwenVLModel::load(const std::string& dir, const LoadOptions& options) {
+  const QwenVLConfig config = QwenVLConfig::from_config(runtime::HfConfig::load(util::join_path(dir, "config.json")));
+  const runtime::WeightStore weights(runtime::SafetensorsCheckpoint::open_folder(dir), options.target.dtype,
+                                     options.target.device, options.target.linear_format);
+  Parts parts;
+  parts.model_type = config.family == QwenVLFamily::Qwen2VL ? "qwen2_vl" : "qwen2_5_vl";
+  parts.model_dir = dir;
+  parts.image_token_id = config.image_token_id;
+  QwenImageProcessorConfig processor;
+  if (options.with_processors) {
+    parts.tokenizer = tokenizer::Tokenizer::load(dir);
+    parts.chat = tokenizer::ChatTemplate::for_folder(dir, tokenizer::ChatTemplate(tokenizer::ChatStyle::Qwen2VL));
+    for (const char* name : {"<|im_end|>", "<|endoftext|>"}) {
+      if (auto id = parts.tokenizer->token_to_id(name)) parts.stop_token_ids.push_back(*id);
+    }
+    const std::string processor_path = util::join_path(dir, "preprocessor_config.json");
+    if (util::file_exists(processor_path)) processor = QwenImageProcessorConfig::from_file(processor_path);
+    const auto& vc = config.vision;
+    if (processor.patch_size != vc.patch_size || processor.merge_size != vc.spatial_merge_size ||
+        processor.temporal_patch_size != vc.temporal_patch_size) {
+      throw Error(ErrorCode::InvalidModel,
+                  fmt::format("{}: preprocessor_config.json patch/merge sizes disagree with config.json", dir));
+    }
+    if (!parts.tokenizer->token_to_id("<|image_pad|>") ||
+        *parts.tokenizer->token_to_id("<|image_pad|>") != config.image_token_id) {
+      throw Error(ErrorCode::InvalidModel,
+                  fmt::format("{}: the tokenizer's <|image_pad|> is not config.json's image_token_id {}", dir,
+                              config.image_token_id));
+    }
   }
-  for (std::size_t i = 0; i < 3; ++i) {
-    c.image_mean[i] = mean[i];
-    c.image_std[i] = std[i];
-    if (std[i] == 0) throw Error(ErrorCode::InvalidModel, path + ": image_std has a zero");
-  }
-  if (c.patch_size <= 0 || c.temporal_patch_size <= 0 || c.merge_size <= 0 || c.min_pixels <= 0 ||
-      c.max_pixels < c.min_pixels) {
-    throw Error(ErrorCode::InvalidModel, path + ": patch/merge sizes must be positive and min_pixels <= max_pixels");
-  }
-  image::resample_from_pil_code(c.resample);  // validates the code
-  return c;
+  return std::make_shared<const QwenVLModel>(config, weights, std::move(parts), processor);
 }
 
-std::array<std::int64_t, 2> qwen_smart_resize(std::int64_t height, std::int64_t width, std::int64_t factor,
-                                              std::int64_t min_pixels, std::int64_t max_pixels) {
-  if (height < 10 || width < 10) {
-    throw Error(ErrorCode::InvalidImage,
-                fmt::format("image {}x{} is too small for Qwen2-VL (sides must be >= 10 px)", width, height));
-  }
-  if (static_cast<double>(std::max(height, width)) / static_cast<double>(std::min(height, width)) > 200) {
-    throw Error(ErrorCode::InvalidImage,
-                fmt::format("image {}x{}: aspect ratio above 200 is not supported by Qwen2-VL", width, height));
-  }
-  const double h = static_cast<double>(height), w = static_cast<double>(width), f = static_cast<double>(factor);
-  // Python's round() rounds halves to even, as std::nearbyint in the default mode.
-  std::int64_t h_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::nearbyint(h / f)) * factor);
-  std::int64_t w_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::nearbyint(w / f)) * factor);
-  if (h_bar * w_bar > max_pixels) {
-    const double beta = std::sqrt(h * w / static_cast<double>(max_pixels));
-    h_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::floor(h / beta / f)) * factor);
-    w_bar = std::max<std::int64_t>(factor, static_cast<std::int64_t>(std::floor(w / beta / f)) * factor);
-  } else if (h_bar * w_bar < min_pixels) {
-    const double beta = std::sqrt(static_cast<double>(min_pixels) / (h * w));
-    h_bar = static_cast<std::int64_t>(std::ceil(h * beta / f)) * factor;
-    w_bar = static_cast<std::int64_t>(std::ceil(w * beta / f)) * factor;
-  }
-  return {h_bar, w_bar};
+namespace {
+// transformers >= 4.52 saves "model.language_model.*" / "model.visual.*";
+// earlier versions "model.*" / "visual.*".
+bool nested_layout(const runtime::WeightStore& weights) {
+  return weights.contains("model.language_model.embed_tokens.weight");
 }
+}  // namespace
 
-ProcessedImage qwen_preprocess_image(const Image& image, const QwenImageProcessorConfig& config) {
-  if (image.empty()) throw Error(ErrorCode::InvalidImage, "Qwen2-VL image processor: empty image");
-  const std::int64_t factor = config.patch_size * config.merge_size;
-  std::int64_t height = image.height, width = image.width;
-  if (config.do_resize) {
-    const auto size = qwen_smart_resize(height, width, factor, config.min_pixels, config.max_pixels);
-    height = size[0];
-    width = size[1];
-  }
-  if (height % factor != 0 || width % factor != 0) {
-    throw Error(ErrorCode::InvalidImage,
-                fmt::format("image {}x{} is not a multiple of {} and do_resize is off", width, height, factor));
-  }
-  // PIL returns a copy when the size does not change, so no resampling then.
-  const Image resized = (height == image.height && width == image.width)
-                            ? image
-                            : image::resize(image, static_cast<int>(width), static_cast<int>(height),
-                                            image::resample_from_pil_code(config.resample));
-  image::FloatImage chw = image::rescale_and_normalize(resized, config.do_rescale, config.rescale_factor,
-                                                       config.do_normalize, config.image_mean, config.image_std);
-  const std::int64_t p = config.patch_size, m = config.merge_size, tp = config.temporal_patch_size;
-  const std::int64_t grid_h = height / p, grid_w = width / p;
-  at::Tensor pixels = at::from_blob(chw.chw.data(), {3, height, width}, at::kFloat);
-  // A still image is its own frame repeated temporal_patch_size times; patches
-  // are flattened as (C, T, P, P), ordered merge window by merge window.
-  at::Tensor flat = pixels.unsqueeze(0)
-                        .expand({tp, 3, height, width})
-                        .reshape({1, tp, 3, grid_h / m, m, p, grid_w / m, m, p})
-                        .permute({0, 3, 6, 4, 7, 2, 1, 5, 8})
-                        .reshape({grid_h * grid_w, 3 * tp * p * p})
-                        .clone();
-  return ProcessedImage{flat, ImageGrid{1, grid_h, grid_w}};
-}
-
-std::shared_ptr<const QwenVLModel> QwenVLModel::load(const std::string& dir, at::ScalarType dtype,
-                                                     at::Device device, runtime::LinearFormat linear_format) {
-  const QwenVLConfig config = QwenVLConfig::from_config(runtime::HfConfig::load(dir + "/config.json"));
-  runtime::WeightStore weights(runtime::SafetensorsCheckpoint::open_folder(dir), dtype, device, linear_format);
-  return std::make_shared<const QwenVLModel>(config, weights);
-}
-
-QwenVLModel::QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weights) : config_(std::move(config)) {
-  // transformers >= 4.52 saves "model.language_model.*" / "model.visual.*";
-  // earlier versions "model.*" / "visual.*".
-  const bool nested = weights.contains("model.language_model.embed_tokens.weight");
-  decoder_ = load_qwen2_decoder(config_.text, weights.scope(nested ? "model.language_model" : "model"), weights,
-                                "lm_head.weight");
-  const runtime::WeightStore visual = weights.scope(nested ? "model.visual" : "visual");
+QwenVLModel::QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weights, Parts parts,
+                         QwenImageProcessorConfig processor)
+    : MultimodalLM(with_decoder(std::move(parts),
+                                load_qwen2_decoder(config.text,
+                                                   weights.scope(nested_layout(weights) ? "model.language_model" : "model"),
+                                                   weights, "lm_head.weight"))),
+      config_(std::move(config)),
+      processor_(std::move(processor)) {
+  const runtime::WeightStore visual = weights.scope(nested_layout(weights) ? "model.visual" : "visual");
   vision_ = config_.family == QwenVLFamily::Qwen2VL ? make_qwen2_vl_vision_tower(config_.vision, visual)
                                                     : make_qwen2_5_vl_vision_tower(config_.vision, visual);
 }
 
-at::Tensor QwenVLModel::encode_images(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids,
+at::Tensor QwenVLModel::encode_pixels(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids,
                                       const CallContext* call, VisionTrace* trace) const {
   return vision_->forward(pixel_values, grids, call, trace);
 }
 
-RopeIndex QwenVLModel::rope_index(const std::vector<std::int64_t>& ids, const std::vector<ImageGrid>& grids) const {
-  const auto length = static_cast<std::int64_t>(ids.size());
+EncodedImage QwenVLModel::encoded(const at::Tensor& features, const ImageGrid& grid) const {
   const std::int64_t merge = config_.vision.spatial_merge_size;
+  EncodedImage image;
+  image.features = features.to(decoder().dtype());
+  image.grid_t = grid.t;
+  image.grid_h = grid.h / merge;
+  image.grid_w = grid.w / merge;
+  return image;
+}
+
+EncodedImage QwenVLModel::encode_image(const Image& image, const CallContext* call) const {
+  const ProcessedImage processed = qwen_preprocess_image(image, processor_);
+  return encoded(encode_pixels(processed.pixel_values, {processed.grid}, call), processed.grid);
+}
+
+PromptPositions QwenVLModel::positions(const std::vector<std::int64_t>& ids,
+                                       const std::vector<const EncodedImage*>& images) const {
+  if (std::find(ids.begin(), ids.end(), config_.video_token_id) != ids.end()) {
+    throw Error(ErrorCode::Unsupported, "Qwen2-VL: video tokens in the prompt are not supported");
+  }
+  const std::vector<std::int64_t> starts = image_runs(ids, images);
+  const auto length = static_cast<std::int64_t>(ids.size());
   at::Tensor positions = at::empty({3, 1, length}, at::kLong);
   auto pos = positions.accessor<std::int64_t, 3>();
-  std::int64_t next = 0;     // first position of the next chunk (last chunk's max + 1)
+  std::int64_t next = 0;  // first position of the next chunk (the last chunk's max + 1)
   std::size_t image = 0;
-  std::int64_t i = 0;
-  while (i < length) {
-    if (ids[static_cast<std::size_t>(i)] == config_.video_token_id) {
-      throw Error(ErrorCode::Unsupported, "Qwen2-VL: video tokens in the prompt are not supported");
-    }
-    if (ids[static_cast<std::size_t>(i)] != config_.image_token_id) {
+  for (std::int64_t i = 0; i < length;) {
+    if (image == starts.size() || i < starts[image]) {
       for (int r = 0; r < 3; ++r) pos[r][0][i] = next;
       ++next;
       ++i;
       continue;
     }
-    if (image >= grids.size()) {
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("prompt has more image placeholder runs than the {} image(s) given", grids.size()));
-    }
-    const ImageGrid& g = grids[image++];
-    const std::int64_t gh = g.h / merge, gw = g.w / merge, count = g.t * gh * gw;
-    if (i + count > length) {
-      throw Error(ErrorCode::InvalidArgument, "prompt ends inside an image placeholder run");
+    // Image tokens sit at (t, row, col) of their merged grid, after the text before them.
+    const EncodedImage& g = *images[image++];
+    const std::int64_t count = g.tokens();
+    if (count != g.grid_t * g.grid_h * g.grid_w) {
+      throw Error(ErrorCode::InvalidArgument, "Qwen2-VL: an image's features do not match its grid");
     }
     std::int64_t top = 0;
     for (std::int64_t k = 0; k < count; ++k) {
-      if (ids[static_cast<std::size_t>(i + k)] != config_.image_token_id) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("image placeholder run at {} has fewer than the {} tokens of its grid", i, count));
-      }
-      const std::int64_t frame = k / (gh * gw), row = (k / gw) % gh, col = k % gw;
+      const std::int64_t frame = k / (g.grid_h * g.grid_w), row = (k / g.grid_w) % g.grid_h, col = k % g.grid_w;
       // Qwen2.5-VL scales the frame index by seconds per frame, 0 for still images.
       const std::int64_t t = config_.family == QwenVLFamily::Qwen2VL ? frame : 0;
       pos[0][0][i + k] = next + t;
@@ -426,52 +377,29 @@ RopeIndex QwenVLModel::rope_index(const std::vector<std::int64_t>& ids, const st
       pos[2][0][i + k] = next + col;
       top = std::max({top, t, row, col});
     }
-    if (i + count < length && ids[static_cast<std::size_t>(i + count)] == config_.image_token_id) {
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("image placeholder run at {} is longer than the {} tokens of its grid", i, count));
-    }
     next += top + 1;
     i += count;
   }
-  if (image != grids.size()) {
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("prompt has {} image placeholder run(s) for {} image(s)", image, grids.size()));
-  }
-  return RopeIndex{positions, next - length};
+  return PromptPositions{positions, next - length};
 }
 
-at::Tensor QwenVLModel::embed_prompt(const std::vector<std::int64_t>& ids, const at::Tensor& image_features) const {
-  const auto length = static_cast<std::int64_t>(ids.size());
-  at::Tensor id_tensor = at::from_blob(const_cast<std::int64_t*>(ids.data()), {1, length}, at::kLong).clone();
-  at::Tensor embeds = decoder_->embed(id_tensor);
-  at::Tensor is_image = (id_tensor == config_.image_token_id).unsqueeze(-1);  // [1, T, 1]
-  const std::int64_t placeholders = is_image.sum().item<std::int64_t>();
-  const std::int64_t features = image_features.defined() ? image_features.size(0) : 0;
-  if (placeholders != features) {
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("prompt has {} image tokens but {} image features were given", placeholders, features));
-  }
-  if (features == 0) return embeds;
-  return embeds.masked_scatter(is_image.expand_as(embeds), image_features.to(embeds.scalar_type()));
+nlohmann::json qwen_vl_processor_config(const runtime::HfConfig& config) {
+  const QwenVisionConfig vision = QwenVLConfig::from_config(config).vision;
+  QwenImageProcessorConfig processor;
+  processor.min_pixels = 3136;
+  processor.max_pixels = 12845056;
+  processor.patch_size = vision.patch_size;
+  processor.temporal_patch_size = vision.temporal_patch_size;
+  processor.merge_size = vision.spatial_merge_size;
+  return processor.to_json();
 }
 
 std::vector<runtime::ParamSpec> qwen_vl_parameter_specs(const runtime::HfConfig& config) {
   auto recorder = runtime::WeightStore::recorder(at::kFloat);
-  const QwenVLModel model(QwenVLConfig::from_config(config), recorder);
+  MultimodalLM::Parts parts;
+  parts.model_dir = config.file();
+  const QwenVLModel model(QwenVLConfig::from_config(config), recorder, std::move(parts), QwenImageProcessorConfig{});
   return recorder.recorded();
-}
-
-nlohmann::json qwen_vl_random_preprocessor(const runtime::HfConfig& config) {
-  const QwenVisionConfig vision = QwenVLConfig::from_config(config).vision;
-  const std::int64_t factor = vision.patch_size * vision.spatial_merge_size;
-  const std::int64_t min_pixels = 4 * factor * factor, max_pixels = 64 * factor * factor;
-  return {{"image_processor_type", "Qwen2VLImageProcessor"}, {"do_resize", true}, {"resample", 3},
-          {"do_rescale", true}, {"rescale_factor", 1.0 / 255.0}, {"do_normalize", true},
-          {"image_mean", {0.48145466, 0.4578275, 0.40821073}}, {"image_std", {0.26862954, 0.26130258, 0.27577711}},
-          {"do_convert_rgb", true}, {"min_pixels", min_pixels}, {"max_pixels", max_pixels},
-          {"size", {{"shortest_edge", min_pixels}, {"longest_edge", max_pixels}}},
-          {"patch_size", vision.patch_size}, {"temporal_patch_size", vision.temporal_patch_size},
-          {"merge_size", vision.spatial_merge_size}};
 }
 
 }  // namespace imgjudge::models

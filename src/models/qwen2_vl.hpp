@@ -20,6 +20,8 @@
 
 #include "imgjudge/backend.hpp"
 #include "imgjudge/image.hpp"
+#include "models/multimodal.hpp"
+#include "models/processors/qwen_vl_processor.hpp"
 #include "models/qwen2.hpp"
 #include "runtime/config.hpp"
 #include "runtime/weights.hpp"
@@ -27,12 +29,6 @@
 namespace imgjudge::models {
 
 enum class QwenVLFamily { Qwen2VL, Qwen2_5VL };
-
-/// One image's patch grid: t frames (1 for a still image) x h x w patches.
-struct ImageGrid {
-  std::int64_t t = 1, h = 0, w = 0;
-  std::int64_t patches() const { return t * h * w; }
-};
 
 struct QwenVisionConfig {
   std::int64_t depth = 0;
@@ -84,78 +80,44 @@ std::unique_ptr<QwenVisionTower> make_qwen2_vl_vision_tower(const QwenVisionConf
 std::unique_ptr<QwenVisionTower> make_qwen2_5_vl_vision_tower(const QwenVisionConfig& config,
                                                               const runtime::WeightStore& weights);
 
-/// M-RoPE positions of one prompt (HF get_rope_index for images).
-struct RopeIndex {
-  at::Tensor position_ids;  ///< [3, 1, T] int64.
-  std::int64_t delta = 0;   ///< max position + 1 - T: decode position of index p is p + delta.
-};
 
-/// Qwen2VLImageProcessor (also used by Qwen2.5-VL) settings from preprocessor_config.json.
-struct QwenImageProcessorConfig {
-  std::int64_t min_pixels = 56 * 56;
-  std::int64_t max_pixels = 28 * 28 * 1280;
-  std::int64_t patch_size = 14;
-  std::int64_t temporal_patch_size = 2;
-  std::int64_t merge_size = 2;
-  int resample = 3;  ///< PIL code (bicubic).
-  bool do_resize = true, do_rescale = true, do_normalize = true;
-  double rescale_factor = 1.0 / 255.0;
-  std::array<double, 3> image_mean{0.48145466, 0.4578275, 0.40821073};
-  std::array<double, 3> image_std{0.26862954, 0.26130258, 0.27577711};
-  static QwenImageProcessorConfig from_file(const std::string& path);
-};
-
-/// smart_resize: {height, width}, both multiples of `factor`, area within
-/// [min_pixels, max_pixels], aspect kept (Python round = half to even).
-/// Error(InvalidImage) for an aspect ratio above 200 or a side below 10 px.
-std::array<std::int64_t, 2> qwen_smart_resize(std::int64_t height, std::int64_t width, std::int64_t factor,
-                                              std::int64_t min_pixels, std::int64_t max_pixels);
-
-struct ProcessedImage {
-  at::Tensor pixel_values;  ///< [grid.patches(), patch_dim] float32, processor order.
-  ImageGrid grid;
-};
-
-/// What Qwen2VLImageProcessor()(images=image) returns for one still image.
-ProcessedImage qwen_preprocess_image(const Image& image, const QwenImageProcessorConfig& config);
-
-/// The whole model: vision tower + Qwen2 decoder.
-class QwenVLModel {
+/// The whole model: vision tower + Qwen2 decoder, with the tokenizer, chat
+/// template and image processor of its folder.
+class QwenVLModel final : public MultimodalLM {
  public:
-  /// Loads `dir` (config.json + safetensors) in `dtype` on `device`, the
-  /// linear layers in `linear_format`.
-  static std::shared_ptr<const QwenVLModel> load(const std::string& dir, at::ScalarType dtype, at::Device device,
-                                                 runtime::LinearFormat linear_format = runtime::LinearFormat::Dense);
-  QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weights);
+  /// Loads `dir` (config.json, safetensors; with `options.with_processors` also
+  /// the tokenizer, chat template and preprocessor_config.json).
+  static std::shared_ptr<const QwenVLModel> load(const std::string& dir, const LoadOptions& options);
+  /// Binds the weights of `config` (HF names) from `weights`.
+  QwenVLModel(QwenVLConfig config, const runtime::WeightStore& weights, Parts parts,
+              QwenImageProcessorConfig processor);
 
   const QwenVLConfig& config() const { return config_; }
-  const Decoder& decoder() const { return *decoder_; }
-  at::ScalarType dtype() const { return decoder_->dtype(); }
 
-  /// Image features [sum of merged tokens, hidden] for pixel_values of `grids`.
-  at::Tensor encode_images(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids,
+  bool has_vision() const override { return true; }
+  EncodedImage encode_image(const Image& image, const CallContext* call) const override;
+  /// HF get_rope_index: M-RoPE positions, image tokens at (t, row, col) after the text before them.
+  PromptPositions positions(const std::vector<std::int64_t>& ids,
+                            const std::vector<const EncodedImage*>& images) const override;
+
+  /// The vision tower and merger over pixel_values [patches, patch_dim] of
+  /// `grids` (processor order) -> [merged tokens of every image, hidden].
+  at::Tensor encode_pixels(const at::Tensor& pixel_values, const std::vector<ImageGrid>& grids,
                            const CallContext* call = nullptr, VisionTrace* trace = nullptr) const;
-
-  /// HF get_rope_index for a prompt of `ids` whose image placeholder runs
-  /// belong, in order, to `grids`. Error(InvalidArgument) when the runs and the
-  /// grids disagree.
-  RopeIndex rope_index(const std::vector<std::int64_t>& ids, const std::vector<ImageGrid>& grids) const;
-
-  /// Token embeddings [1, T, hidden] with the image_token_id rows replaced, in
-  /// order, by `image_features` (undefined when the prompt has no image).
-  at::Tensor embed_prompt(const std::vector<std::int64_t>& ids, const at::Tensor& image_features) const;
+  /// The EncodedImage of one image's features (grid in patches).
+  EncodedImage encoded(const at::Tensor& features, const ImageGrid& grid) const;
 
  private:
   QwenVLConfig config_;
-  std::unique_ptr<const Decoder> decoder_;
   std::unique_ptr<QwenVisionTower> vision_;
+  QwenImageProcessorConfig processor_;
 };
 
 /// The parameters QwenVLModel binds for `config` (random-model folders).
 std::vector<runtime::ParamSpec> qwen_vl_parameter_specs(const runtime::HfConfig& config);
 
-/// A preprocessor_config.json for `config` with a small pixel budget (4 to 64
-/// merged tokens per image), for random-model folders.
-nlohmann::json qwen_vl_random_preprocessor(const runtime::HfConfig& config);
+/// The preprocessor_config.json of the published Qwen2-VL / Qwen2.5-VL
+/// checkpoints (min_pixels 3136, max_pixels 12845056), patch sizes from `config`.
+nlohmann::json qwen_vl_processor_config(const runtime::HfConfig& config);
 
 }  // namespace imgjudge::models

@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include "imgjudge/error.hpp"
-#include "models/dual_encoder_fixture.hpp"
 #include "runtime/config.hpp"
 #include "runtime/nn.hpp"
 #include "runtime/tensor.hpp"
@@ -154,13 +153,6 @@ std::vector<runtime::ParamSpec> parameter_specs(const Config& config) {
   auto recorder = runtime::WeightStore::recorder(at::kFloat);
   SiglipModel model(config, recorder);
   return recorder.recorded();
-}
-
-NamedTensors run_fixture(const std::string& dir) {
-  c10::InferenceMode inference;
-  const SiglipModel model(load_config(dir),
-                          runtime::WeightStore(runtime::SafetensorsCheckpoint::open_folder(dir), at::kFloat, at::kCPU));
-  return run_dual_encoder_fixture(model, dir);
 }
 
 }  // namespace imgjudge::models::siglip

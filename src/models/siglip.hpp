@@ -11,7 +11,6 @@
 
 #include "models/clip.hpp"  // TowerOutput
 #include "models/clip_encoder.hpp"
-#include "models/fixture_registry.hpp"
 #include "runtime/weights.hpp"
 
 namespace imgjudge::models::siglip {
@@ -80,9 +79,5 @@ class SiglipModel {
 };
 
 std::vector<runtime::ParamSpec> parameter_specs(const Config& config);
-
-/// verify-fixture runner: float32 CPU forward of <dir> on its inputs.safetensors,
-/// outputs named as in the fixture (text_embeds, vision_hidden_states, ...).
-NamedTensors run_fixture(const std::string& fixture_dir);
 
 }  // namespace imgjudge::models::siglip

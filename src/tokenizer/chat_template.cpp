@@ -1,8 +1,69 @@
 #include "tokenizer/chat_template.hpp"
 
-namespace imgjudge::tokenizer {
+#include <chrono>
+#include <ctime>
+#include <optional>
 
-std::string render_qwen2_vl_chat(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options) {
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "imgjudge/error.hpp"
+#include "util/files.hpp"
+
+namespace imgjudge::tokenizer {
+namespace {
+
+constexpr std::size_t kMaxTemplateBytes = 1u << 20;
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Jinja string literals spell a newline either as the character itself or as
+// the two-character escape; both render one newline.
+std::string normalized_newlines(const std::string& source) {
+  std::string out;
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    if (source[i] == '\\' && i + 1 < source.size() && source[i + 1] == 'n') {
+      out += '\n';
+      ++i;
+    } else {
+      out += source[i];
+    }
+  }
+  return out;
+}
+
+// Python's str.strip() (Jinja's `trim`) over ASCII whitespace.
+std::string trim(const std::string& text) {
+  const char* space = " \t\n\r\f\v";
+  const auto first = text.find_first_not_of(space);
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(space) - first + 1);
+}
+
+// The text items of a message, joined (text templates read content as one string).
+std::string text_of(const ChatMessage& message) {
+  std::string text;
+  for (const ChatContent& item : message.content) {
+    if (item.kind == ChatContent::Kind::Text) text += item.text;
+  }
+  return text;
+}
+
+void require_text_only(const ChatMessage& message, ChatStyle style) {
+  for (const ChatContent& item : message.content) {
+    if (item.kind != ChatContent::Kind::Text) {
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("the {} chat template is text-only: it has no place for an image", chat_style_name(style)));
+    }
+  }
+}
+
+[[noreturn]] void refuse(const std::string& why) {
+  throw Error(ErrorCode::InvalidArgument, "the chat template refuses this conversation: " + why);
+}
+
+// Qwen/Qwen2-VL-*-Instruct, Qwen/Qwen2.5-VL-*-Instruct (chat_template.json).
+std::string render_qwen2_vl(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options) {
   std::string out;
   int image_count = 0;
   int video_count = 0;
@@ -10,8 +71,7 @@ std::string render_qwen2_vl_chat(const std::vector<ChatMessage>& messages, const
     const ChatMessage& message = messages[i];
     if (i == 0 && message.role != "system") out += "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n";
     out += "<|im_start|>" + message.role + "\n";
-    // The template's "content is string" branch renders like a single text item.
-    for (const ChatContent& item : message.content) {
+    for (const ChatContent& item : message.content) {  // in order, interleaving kept
       switch (item.kind) {
         case ChatContent::Kind::Image:
           ++image_count;
@@ -32,6 +92,321 @@ std::string render_qwen2_vl_chat(const std::vector<ChatMessage>& messages, const
   }
   if (options.add_generation_prompt) out += "<|im_start|>assistant\n";
   return out;
+}
+
+// Appends every item of `kind` of `message` as `prefix + item + suffix`
+// (llava-hf templates render a message's images, then videos, then texts).
+void append_items(std::string& out, const ChatMessage& message, ChatContent::Kind kind, const std::string& prefix,
+                  const std::string& placeholder, const std::string& suffix) {
+  for (const ChatContent& item : message.content) {
+    if (item.kind == kind) out += prefix + (kind == ChatContent::Kind::Text ? item.text : placeholder) + suffix;
+  }
+}
+
+std::string render_llava_chatml(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options,
+                                const ChatVariant& v) {
+  const bool newline_after_image = !v.image.empty() && v.image.back() == '\n';
+  std::string out;
+  for (const ChatMessage& message : messages) {
+    out += "<|im_start|>" + message.role + v.role_separator;
+    append_items(out, message, ChatContent::Kind::Image, "", v.image, "");
+    append_items(out, message, ChatContent::Kind::Video, "", newline_after_image ? "<video>\n" : "<video>", "");
+    append_items(out, message, ChatContent::Kind::Text, v.text_prefix, "", "");
+    out += v.turn_end;
+  }
+  if (options.add_generation_prompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+
+std::string render_llava_vicuna(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options) {
+  std::string out;
+  for (const ChatMessage& message : messages) {
+    if (message.role != "system") {
+      std::string upper = message.role;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      out += upper + ": ";
+    }
+    append_items(out, message, ChatContent::Kind::Image, "", "<image>\n", "");
+    append_items(out, message, ChatContent::Kind::Text, "", "", " ");
+  }
+  if (options.add_generation_prompt) out += "ASSISTANT:";
+  return out;
+}
+
+// The first text item of a message (`message['content'][0]['text']`).
+const std::string& first_text(const ChatMessage& message) {
+  if (message.content.empty() || message.content.front().kind != ChatContent::Kind::Text) {
+    refuse(fmt::format("a {} message must start with text", message.role));
+  }
+  return message.content.front().text;
+}
+
+std::string render_llava_mistral(const std::vector<ChatMessage>& messages, const ChatVariant& v) {
+  std::string out;
+  for (const ChatMessage& message : messages) {
+    if (message.role == "system" && v.system_allowed) {
+      out += "<<SYS>>\n" + first_text(message) + "\n<</SYS>>\n\n";
+    } else if (message.role == "user") {
+      out += "[INST] ";
+      append_items(out, message, ChatContent::Kind::Image, "", "<image>\n", "");
+      append_items(out, message, ChatContent::Kind::Text, "", "", "");
+      out += " [/INST]";
+    } else if (message.role == "assistant") {
+      out += " " + first_text(message) + v.assistant_end;
+    } else {
+      refuse("Only user and assistant roles are supported!");
+    }
+  }
+  return out;  // this template has no generation prompt
+}
+
+std::string render_llava_llama3(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options) {
+  std::string out;
+  for (const ChatMessage& message : messages) {
+    out += "<|start_header_id|>" + message.role + "<|end_header_id|>\n\n";
+    append_items(out, message, ChatContent::Kind::Image, "", "<image>", "");
+    append_items(out, message, ChatContent::Kind::Text, "\n", "", "<|eot_id|>");
+  }
+  if (options.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  return out;
+}
+
+// Qwen2 / Qwen2.5 Instruct without tools.
+std::string render_chatml(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options,
+                          const ChatVariant& v) {
+  std::string out;
+  const bool first_is_system = !messages.empty() && messages.front().role == "system";
+  if (first_is_system) {
+    out += "<|im_start|>system\n" + text_of(messages.front()) + "<|im_end|>\n";
+  } else if (!v.default_system.empty()) {
+    out += "<|im_start|>system\n" + v.default_system + "<|im_end|>\n";
+  }
+  for (std::size_t i = first_is_system ? 1 : 0; i < messages.size(); ++i) {
+    out += "<|im_start|>" + messages[i].role + "\n" + text_of(messages[i]) + "<|im_end|>\n";
+  }
+  if (options.add_generation_prompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+
+std::string render_llama3(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options,
+                          const ChatVariant& v, const std::string& bos) {
+  std::size_t first = 0;
+  std::string system;
+  if (!messages.empty() && messages.front().role == "system") {
+    system = trim(text_of(messages.front()));
+    first = 1;
+  }
+  std::string out = bos + "<|start_header_id|>system<|end_header_id|>\n\n";
+  out += "Cutting Knowledge Date: December 2023\nToday Date: " + v.date + "\n\n" + system + "<|eot_id|>";
+  for (std::size_t i = first; i < messages.size(); ++i) {
+    out += "<|start_header_id|>" + messages[i].role + "<|end_header_id|>\n\n" + trim(text_of(messages[i])) + "<|eot_id|>";
+  }
+  if (options.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  return out;
+}
+
+std::string render_mistral(const std::vector<ChatMessage>& messages, const ChatVariant& v, const std::string& bos,
+                           const std::string& eos) {
+  std::size_t first = 0;
+  std::optional<std::string> system;
+  if (v.system_allowed && !messages.empty() && messages.front().role == "system") {
+    system = text_of(messages.front());
+    first = 1;
+  }
+  std::string out = bos;
+  for (std::size_t i = first; i < messages.size(); ++i) {
+    const ChatMessage& message = messages[i];
+    if ((message.role == "user") != ((i - first) % 2 == 0)) {
+      refuse("conversation roles must alternate user/assistant/user/assistant/...");
+    }
+    const std::string inst = v.leading_space ? " [INST] " : "[INST] ";
+    if (message.role == "user") {
+      out += inst + (i == first && system ? *system + "\n\n" : "") + text_of(message) + " [/INST]";
+    } else if (message.role == "assistant") {
+      out += (v.leading_space ? " " : "") + text_of(message) + eos;
+    } else {
+      refuse("only user and assistant roles are supported, with an optional first system message");
+    }
+  }
+  return out;  // this template has no generation prompt
+}
+
+// A single-quoted Jinja string literal's value: Python escapes \n, \\ and
+// \' are resolved, unknown ones (as "<\s>") keep their backslash.
+std::string unescape(const std::string& literal) {
+  std::string out;
+  for (std::size_t i = 0; i < literal.size(); ++i) {
+    if (literal[i] == '\\' && i + 1 < literal.size()) {
+      const char next = literal[i + 1];
+      if (next == 'n' || next == '\\' || next == '\'') {
+        out += next == 'n' ? '\n' : next;
+        ++i;
+        continue;
+      }
+    }
+    out += literal[i];
+  }
+  return out;
+}
+
+// The literal an llava-hf Mistral template writes after an assistant turn
+// (`' ' + message['content'][0]['text'] + '<\s> '`).
+std::optional<std::string> mistral_assistant_end(const std::string& source) {
+  const std::string before = "' ' + message['content'][0]['text'] + '";
+  const auto start = source.find(before);
+  if (start == std::string::npos) return std::nullopt;
+  const auto begin = start + before.size();
+  auto end = begin;
+  while (end < source.size() && source[end] != '\'') end += source[end] == '\\' ? 2 : 1;
+  if (end >= source.size()) return std::nullopt;
+  return unescape(source.substr(begin, end - begin));
+}
+
+std::string today() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm local{};
+  localtime_r(&now, &local);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%d %b %Y", &local);
+  return buffer;
+}
+
+// The template source of a folder and the file it came from ("" if none).
+std::pair<std::string, std::string> folder_template(const std::string& dir) {
+  const std::string jinja = util::join_path(dir, "chat_template.jinja");
+  if (util::file_exists(jinja)) return {util::read_file_text(jinja, kMaxTemplateBytes), jinja};
+  for (const char* name : {"chat_template.json", "tokenizer_config.json"}) {
+    const std::string path = util::join_path(dir, name);
+    if (!util::file_exists(path)) continue;
+    nlohmann::json json;
+    try {
+      json = nlohmann::json::parse(util::read_file_text(path, 16u << 20));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ErrorCode::InvalidModel, fmt::format("{}: invalid JSON: {}", path, e.what()));
+    }
+    if (!json.is_object() || !json.contains("chat_template") || json["chat_template"].is_null()) continue;
+    const auto& value = json["chat_template"];
+    if (value.is_string()) return {value.get<std::string>(), path};
+    // A list of named templates: the "default" one.
+    if (value.is_array()) {
+      for (const auto& entry : value) {
+        if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+            entry["template"].is_string()) {
+          return {entry["template"].get<std::string>(), path};
+        }
+      }
+    }
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: \"chat_template\" must be a string or a list with a \"default\" entry", path));
+  }
+  return {"", ""};
+}
+
+}  // namespace
+
+const char* chat_style_name(ChatStyle style) {
+  switch (style) {
+    case ChatStyle::Qwen2VL: return "qwen2_vl";
+    case ChatStyle::LlavaChatML: return "llava_chatml";
+    case ChatStyle::LlavaVicuna: return "llava_vicuna";
+    case ChatStyle::LlavaMistral: return "llava_mistral";
+    case ChatStyle::LlavaLlama3: return "llava_llama3";
+    case ChatStyle::ChatML: return "chatml";
+    case ChatStyle::Llama3: return "llama3";
+    case ChatStyle::Mistral: return "mistral";
+  }
+  return "unknown";
+}
+
+std::optional<ChatTemplate> ChatTemplate::detect(const std::string& raw) {
+  const std::string s = normalized_newlines(raw);
+  const bool typed_images = contains(s, "selectattr('type', 'equalto', 'image')");
+  ChatVariant v;
+  if (contains(s, "<|vision_start|>") && contains(s, "<|image_pad|>")) return ChatTemplate(ChatStyle::Qwen2VL);
+  if (contains(s, "<|im_start|>") && typed_images) {
+    v.role_separator = contains(s, "message['role'] + ' '") ? " " : "\n";
+    v.image = contains(s, "'<image>\n'") ? "<image>\n" : "<image>";
+    v.text_prefix = contains(s, "'\n' + content['text']") ? "\n" : "";
+    v.turn_end = contains(s, "'<|im_end|>' + '\n'") ? "<|im_end|>\n" : "<|im_end|>";
+    return ChatTemplate(ChatStyle::LlavaChatML, v);
+  }
+  if (contains(s, "<|start_header_id|>") && typed_images) return ChatTemplate(ChatStyle::LlavaLlama3);
+  if (contains(s, "[INST]") && typed_images) {
+    const std::optional<std::string> assistant_end = mistral_assistant_end(raw);
+    if (!assistant_end) return std::nullopt;
+    v.system_allowed = contains(s, "<<SYS>>");
+    v.assistant_end = *assistant_end;
+    return ChatTemplate(ChatStyle::LlavaMistral, v);
+  }
+  if (contains(s, ".upper() + ': '") && contains(s, "'ASSISTANT:'") && typed_images &&
+      !contains(s, "{% if message['role'] == 'system' %}{{ message['content'][0]['text'] }}")) {
+    return ChatTemplate(ChatStyle::LlavaVicuna);
+  }
+  if (contains(s, "Cutting Knowledge Date:") && contains(s, "<|start_header_id|>")) {
+    v.date = contains(s, "strftime_now") ? today() : "26 Jul 2024";
+    return ChatTemplate(ChatStyle::Llama3, v);
+  }
+  if (contains(s, "[INST]") && contains(s, "bos_token") && !typed_images) {
+    if (contains(s, "system_message is defined") && contains(s, "' [INST] '")) return ChatTemplate(ChatStyle::Mistral, v);
+    if (contains(s, "'[INST] ' + message['content'] + ' [/INST]'") && !contains(s, "system_message")) {
+      v.system_allowed = false;
+      v.leading_space = false;
+      return ChatTemplate(ChatStyle::Mistral, v);
+    }
+    return std::nullopt;
+  }
+  if (contains(s, "<|im_start|>") && !typed_images &&
+      (contains(s, "'<|im_start|>' + message['role'] + '\n' + message['content']") ||
+       contains(s, "'<|im_start|>' + message.role + '\n' + message.content"))) {
+    if (contains(s, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")) {
+      v.default_system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+    } else if (contains(s, "You are a helpful assistant.")) {
+      v.default_system = "You are a helpful assistant.";
+    }
+    return ChatTemplate(ChatStyle::ChatML, v);
+  }
+  return std::nullopt;
+}
+
+ChatTemplate ChatTemplate::for_folder(const std::string& model_dir, std::optional<ChatTemplate> fallback) {
+  const auto [source, file] = folder_template(model_dir);
+  if (file.empty()) {
+    if (fallback) return *fallback;
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: the folder has no chat template (chat_template.jinja, chat_template.json or "
+                            "tokenizer_config.json \"chat_template\"), and its family has no default",
+                            model_dir));
+  }
+  std::optional<ChatTemplate> detected = detect(source);
+  if (!detected) {
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{}: the chat template is not one imgjudge can render (it renders the templates of "
+                            "Qwen2-VL, LLaVA-1.5/NeXT/OneVision, LlavaGuard, Qwen2.5, Llama 3.1 and Mistral "
+                            "Instruct; docs/tokenizers.md); rendering it approximately would change every score",
+                            file));
+  }
+  detected->source_file_ = file;
+  return *detected;
+}
+
+std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options,
+                                 const ChatSpecialTokens& tokens) const {
+  switch (style_) {
+    case ChatStyle::Qwen2VL: return render_qwen2_vl(messages, options);
+    case ChatStyle::LlavaChatML: return render_llava_chatml(messages, options, variant_);
+    case ChatStyle::LlavaVicuna: return render_llava_vicuna(messages, options);
+    case ChatStyle::LlavaMistral: return render_llava_mistral(messages, variant_);
+    case ChatStyle::LlavaLlama3: return render_llava_llama3(messages, options);
+    default: break;
+  }
+  for (const ChatMessage& message : messages) require_text_only(message, style_);
+  switch (style_) {
+    case ChatStyle::ChatML: return render_chatml(messages, options, variant_);
+    case ChatStyle::Llama3: return render_llama3(messages, options, variant_, tokens.bos);
+    case ChatStyle::Mistral: return render_mistral(messages, variant_, tokens.bos, tokens.eos);
+    default: break;
+  }
+  throw Error(ErrorCode::Internal, "unknown chat style");
 }
 
 const std::string& qwen2_vl_chat_template_source() {

@@ -1,8 +1,16 @@
-// The Qwen2-VL / Qwen2.5-VL chat template, rendered in C++ exactly as the
-// Jinja `chat_template` of those checkpoints (chat_template.json /
-// tokenizer_config.json) renders it in transformers' apply_chat_template.
+// Chat templates of the checkpoints imgjudge loads, rendered in C++ exactly as
+// transformers' apply_chat_template renders their Jinja source.
+//
+// There is no Jinja engine: a model folder's template source is matched to
+// one of the known *styles* (each a small renderer, written from the
+// published templates; docs/tokenizers.md lists them), and a folder whose
+// template is none of them is refused with a message naming the file, never
+// rendered approximately. Folders without a template get their family's
+// style. tests/data/chat_templates holds the published template texts with
+// renderings made by jinja2 as transformers configures it.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,25 +28,99 @@ struct ChatContent {
 };
 
 struct ChatMessage {
-  std::string role;  ///< "system", "user", "assistant", ...
+  std::string role;  ///< "system", "user", "assistant"
   std::vector<ChatContent> content;
 };
 
 struct ChatTemplateOptions {
-  bool add_generation_prompt = false;  ///< End with "<|im_start|>assistant\n".
-  bool add_vision_id = false;          ///< "Picture 1: " / "Video 1: " before each placeholder.
+  bool add_generation_prompt = false;  ///< End with the assistant turn's opening.
+  bool add_vision_id = false;          ///< Qwen2-VL: "Picture 1: " before each image.
 };
 
-/// Renders the turns. Each message becomes `<|im_start|>{role}\n{content}<|im_end|>\n`;
-/// an image item becomes `<|vision_start|><|image_pad|><|vision_end|>` (one
-/// <|image_pad|>: the processor later repeats it once per merged vision
-/// patch), a video item the same with <|video_pad|>. If the first message is
-/// not a system message, the default system turn "You are a helpful
-/// assistant." comes first.
-std::string render_qwen2_vl_chat(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options = {});
+enum class ChatStyle {
+  /// Qwen2-VL / Qwen2.5-VL: `<|im_start|>{role}\n{content}<|im_end|>\n`, the
+  /// default system turn "You are a helpful assistant.", an image is
+  /// `<|vision_start|><|image_pad|><|vision_end|>` where it stands.
+  Qwen2VL,
+  /// The llava-hf ChatML templates (LLaVA-OneVision, LLaVA-v1.6-34B,
+  /// LlavaGuard v1.2): `<|im_start|>{role}` + separator, every image, then
+  /// every text, `<|im_end|>`; no default system turn. The separators differ
+  /// between revisions (ChatVariant).
+  LlavaChatML,
+  /// llava-hf Vicuna templates (LLaVA-1.5, LLaVA-v1.6-Vicuna, LlavaGuard
+  /// v1.0/1.1): `USER: <image>\n{text} ASSISTANT:`.
+  LlavaVicuna,
+  /// llava-hf/llava-v1.6-mistral-7b-hf: `[INST] <image>\n{text} [/INST]`.
+  LlavaMistral,
+  /// llava-hf/llama3-llava-next-8b-hf: Llama 3 headers, each text `\n{text}<|eot_id|>`.
+  LlavaLlama3,
+  /// Text ChatML (Qwen2 / Qwen2.5 Instruct): a default system turn when the
+  /// first message is not one (the template's own text).
+  ChatML,
+  /// Llama 3.1 Instruct: BOS, a system header with the knowledge cut-off and
+  /// date lines, `<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>`.
+  Llama3,
+  /// Mistral Instruct v0.2: `<s> [INST] {text} [/INST]`, the system text
+  /// merged into the first user turn (the older revision: `<s>[INST] ...`, no system).
+  Mistral,
+};
 
-/// The template text itself (as in Qwen/Qwen2-VL-7B-Instruct), for reference
-/// and for checking a model folder's chat_template against it.
+/// The parts in which revisions of one style differ, read from the template source.
+struct ChatVariant {
+  std::string role_separator = "\n";  ///< LlavaChatML: after `<|im_start|>{role}` (" " in OneVision's current template).
+  std::string image = "<image>";      ///< LlavaChatML: an image item ("<image>\n" in older revisions).
+  std::string text_prefix;            ///< LlavaChatML: before each text item ("\n" in OneVision's current template).
+  std::string turn_end = "<|im_end|>\n";  ///< LlavaChatML: "<|im_end|>" in OneVision's current template.
+  std::string default_system;         ///< ChatML: the default system text ("" = none).
+  std::string assistant_end;          ///< LlavaMistral: after an assistant turn ("<\\s> " or "</s> ").
+  bool system_allowed = true;         ///< LlavaMistral / Mistral: the revision renders a system message.
+  bool leading_space = true;          ///< Mistral: " [INST] " (current) or "[INST] " (older).
+  std::string date = "26 Jul 2024";   ///< Llama3: the "Today Date" line.
+};
+
+/// What a template writes for {{ bos_token }} / {{ eos_token }} (the tokenizer's).
+struct ChatSpecialTokens {
+  std::string bos, eos;
+};
+
+/// "qwen2_vl", "llava_chatml", ...
+const char* chat_style_name(ChatStyle style);
+
+class ChatTemplate {
+ public:
+  explicit ChatTemplate(ChatStyle style, ChatVariant variant = {}, std::string source_file = "")
+      : style_(style), variant_(std::move(variant)), source_file_(std::move(source_file)) {}
+
+  /// The style (and its variant) of a Jinja template source, or nullopt when
+  /// it is none of the known ones.
+  static std::optional<ChatTemplate> detect(const std::string& source);
+
+  /// The template of a model folder: chat_template.jinja, else
+  /// chat_template.json, else tokenizer_config.json's "chat_template"; its
+  /// style must be known (Error(Unsupported) naming the file otherwise).
+  /// `fallback` when the folder has none; Error(InvalidModel) when it has
+  /// none and there is no fallback.
+  static ChatTemplate for_folder(const std::string& model_dir, std::optional<ChatTemplate> fallback);
+
+  /// The rendered text; `tokens` fill {{ bos_token }} / {{ eos_token }}
+  /// (Llama 3, Mistral). Error(InvalidArgument) for a conversation the
+  /// template itself refuses (an image in a text-only template, a system turn
+  /// where the revision has none, roles that do not alternate).
+  std::string render(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options = {},
+                     const ChatSpecialTokens& tokens = {}) const;
+
+  ChatStyle style() const { return style_; }
+  const ChatVariant& variant() const { return variant_; }
+  /// The file the template came from ("" for a family default).
+  const std::string& source_file() const { return source_file_; }
+
+ private:
+  ChatStyle style_;
+  ChatVariant variant_;
+  std::string source_file_;
+};
+
+/// The Qwen2-VL template text itself (as in Qwen/Qwen2-VL-7B-Instruct), for reference and tests.
 const std::string& qwen2_vl_chat_template_source();
 
 }  // namespace imgjudge::tokenizer

@@ -5,10 +5,11 @@
 #include <filesystem>
 #include <unistd.h>
 
-#include "backends/torch/relevance_model.hpp"
+#include "models/relevance.hpp"
+#include "runtime/device.hpp"
 #include "image/preprocess.hpp"
 #include "models/clip.hpp"
-#include "models/random_models.hpp"
+#include "devtools/random_models.hpp"
 #include "runtime/safetensors.hpp"
 
 using namespace imgjudge;
@@ -18,12 +19,12 @@ namespace {
 std::string make_folder(const std::string& family, std::uint64_t seed) {
   const std::string out = (std::filesystem::temp_directory_path() /
                            ("imgjudge_rel_" + family + "_" + std::to_string(::getpid()))).string();
-  models::RandomModelRequest request;
+  devtools::RandomModelRequest request;
   request.config_path = std::string(IMGJUDGE_TEST_DATA_DIR) + "/parity/" + family + "/config.json";
   request.tokenizer_dir = std::string(IMGJUDGE_TEST_DATA_DIR) + "/tokenizers/clip";
   request.out_dir = out;
   request.seed = seed;
-  models::make_random_model(request);
+  devtools::make_random_model(request);
   return out;
 }
 
@@ -64,10 +65,9 @@ void check_relevance_model(const RelevanceModel& model, std::size_t dim) {
 TEST_CASE("CLIP relevance model: unit embeddings, padding-invariant, image path", "[parity][relevance]") {
   at::set_num_threads(1);
   const std::string dir = make_folder("clip", 7);
-  ModelConfig options;
-  options.dtype = "float32";
-  options.threads = 1;
-  const auto model = backends::torch::load_clip_relevance_model(dir, options);
+  models::LoadOptions options;
+  options.target = runtime::resolve_device({"cpu", "float32", 1});
+  const auto model = models::load_clip_relevance_model(dir, options);
   CHECK(model->model_id() == "clip:" + dir);
   check_relevance_model(*model, 24);
   // The image embedding is the model's own projection of the processed pixels.
@@ -86,10 +86,9 @@ TEST_CASE("CLIP relevance model: unit embeddings, padding-invariant, image path"
 TEST_CASE("SigLIP relevance model: unit embeddings, padding-invariant, image path", "[parity][relevance]") {
   at::set_num_threads(1);
   const std::string dir = make_folder("siglip", 11);
-  ModelConfig options;
-  options.dtype = "bfloat16";  // the fast CPU path must work too
-  options.threads = 1;
-  const auto model = backends::torch::load_siglip_relevance_model(dir, options);
+  models::LoadOptions options;
+  options.target = runtime::resolve_device({"cpu", "bfloat16", 1});  // the fast CPU path must work too
+  const auto model = models::load_siglip_relevance_model(dir, options);
   const CallContext call;
   const auto texts = model->embed_texts({"a photo of a cat", "a gun"}, call);
   REQUIRE(texts.size() == 2);

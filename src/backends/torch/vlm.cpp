@@ -1,0 +1,419 @@
+#include "backends/torch/vlm.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "imgjudge/error.hpp"
+
+namespace imgjudge::backends::torch {
+
+using models::KvCache;
+using TokenIds = std::vector<std::int64_t>;
+
+namespace {
+
+// Most tokens one packed scoring pass takes; longer question lists run in
+// chunks, each still sharing the prefix KV cache. Bounds the activations (the
+// MLP's [tokens, intermediate]: 37 MiB at Qwen2-VL-2B's width in float32) and
+// the packed rows' own attention scores, which grow with tokens squared
+// ([KV, G x tokens, tokens]: 48 MiB). A few hundred tokens already run the
+// GEMMs near full speed.
+constexpr std::size_t kMaxBatchTokens = 1024;
+
+// Question heads kept per image (one per distinct question template in practice).
+constexpr std::size_t kMaxQuestionHeads = 4;
+
+// A cached question head is reused for a batch it does not fully cover when it
+// leaves at most this many more common tokens per row to recompute; a new head
+// costs a prefill of its tokens plus a copy of the prefix KV cache.
+constexpr std::size_t kHeadReuseSlack = 4;
+
+// How many leading tokens all `prompts` share, leaving each at least its last
+// token to score.
+std::size_t common_head_length(const std::vector<TokenIds>& prompts) {
+  std::size_t common = prompts.front().size() - 1;
+  for (const TokenIds& p : prompts) {
+    std::size_t n = 0;
+    while (n < common && n + 1 < p.size() && p[n] == prompts.front()[n]) ++n;
+    common = n;
+  }
+  return common;
+}
+
+bool starts_with(const TokenIds& ids, const TokenIds& head) {
+  return ids.size() >= head.size() && std::equal(head.begin(), head.end(), ids.begin());
+}
+
+// [R, 1, T] positions of text tokens `start + j` (j < T) after a prefix whose
+// delta is `delta`: every M-RoPE row equal, as for any text after the image.
+at::Tensor text_positions(const std::vector<std::int64_t>& indices, std::int64_t delta, std::int64_t rows) {
+  const auto count = static_cast<std::int64_t>(indices.size());
+  return (at::tensor(indices, at::kLong) + delta).view({1, 1, count}).expand({rows, 1, count}).contiguous();
+}
+
+}  // namespace
+
+// A prefilled prompt head shared by many continuations.
+struct MultimodalJudge::Prefix {
+  TokenIds ids;
+  KvCache cache;                // batch 1, read-only once built
+  std::int64_t rope_delta = 0;  // a token at index p after the prefix has position p + rope_delta
+  std::int64_t rope_rows = 1;   // rows of the position ids (3 for M-RoPE)
+};
+
+class MultimodalJudge::Context final : public ImageContext {
+ public:
+  models::EncodedImage image;
+  Prefix prefix;  // the question prompt through the image's last token
+
+  // `prefix` extended by the text every question of a batch starts with (the
+  // template head "... Statement:"), built by the first score() call that
+  // needs it and reused by later rounds.
+  mutable std::mutex heads_mutex;
+  mutable std::vector<std::shared_ptr<const Prefix>> question_heads;  // oldest first
+};
+
+MultimodalJudge::MultimodalJudge(std::shared_ptr<const models::MultimodalLM> model, std::string dtype_label)
+    : model_(std::move(model)), dtype_label_(std::move(dtype_label)) {
+  model_->tokenizer();  // judging needs the tokenizer and chat template: fail at load, not per image
+  model_->chat_template();
+}
+
+std::string MultimodalJudge::model_id() const {
+  return fmt::format("{}:{} ({})", model_->model_type(), model_->model_dir(), dtype_label_);
+}
+
+Capabilities MultimodalJudge::capabilities() const {
+  Capabilities caps;
+  caps.generate = true;
+  caps.score_without_image = true;
+  caps.images = model_->has_vision();
+  return caps;
+}
+
+const MultimodalJudge::Context* MultimodalJudge::as_context(const ImageContext* image) const {
+  if (image == nullptr) return nullptr;
+  const auto* context = dynamic_cast<const Context*>(image);
+  if (context == nullptr) {
+    throw Error(ErrorCode::InvalidArgument, fmt::format("the image context was not prepared by {}", model_id()));
+  }
+  return context;
+}
+
+const models::EncodedImage& MultimodalJudge::encoded_image(const ImageContext* image) const {
+  const Context* context = as_context(image);
+  if (context == nullptr) throw Error(ErrorCode::InvalidArgument, "encoded_image: no image context");
+  return context->image;
+}
+
+std::vector<tokenizer::ChatMessage> MultimodalJudge::question_chat(const Context* context,
+                                                                   const std::string& question) const {
+  tokenizer::ChatMessage user{"user", {}};
+  if (context != nullptr) user.content.push_back(tokenizer::ChatContent::image());
+  user.content.push_back(tokenizer::ChatContent::make_text(question));
+  return {user};
+}
+
+TokenIds MultimodalJudge::question_ids(const ImageContext* image, const std::string& question_prompt) const {
+  const Context* context = as_context(image);
+  std::vector<const models::EncodedImage*> images;
+  if (context != nullptr) images.push_back(&context->image);
+  return model_->render(question_chat(context, question_prompt), images, /*add_generation_prompt=*/true);
+}
+
+std::shared_ptr<const ImageContext> MultimodalJudge::prepare(const Image& image, const CallContext& call) const {
+  c10::InferenceMode guard;
+  auto context = std::make_shared<Context>();
+  context->image = model_->encode_image(image, &call);
+  // Everything up to the image's last token is the same for every question.
+  const TokenIds ids = question_ids(context.get(), "?");
+  const auto last = std::find(ids.rbegin(), ids.rend(), model_->image_token_id());
+  if (last == ids.rend()) throw Error(ErrorCode::Internal, "the question prompt has no image tokens");
+  context->prefix = prefill(TokenIds(ids.begin(), last.base()), {&context->image}, call);
+  return context;
+}
+
+MultimodalJudge::Prefix MultimodalJudge::prefill(TokenIds ids, const std::vector<const models::EncodedImage*>& images,
+                                                 const CallContext& call) const {
+  Prefix prefix;
+  prefix.ids = std::move(ids);
+  if (prefix.ids.empty()) return prefix;
+  const models::PromptPositions positions = model_->positions(prefix.ids, images);
+  prefix.rope_delta = positions.delta;
+  prefix.rope_rows = positions.ids.size(0);
+  models::DecoderInput input;
+  input.embeds = model_->embed(prefix.ids, images);
+  input.position_ids = positions.ids;
+  input.cache = &prefix.cache;
+  input.cache_only = true;  // a prefix's own outputs are never read
+  input.call = &call;
+  model_->decoder().forward(input);
+  return prefix;
+}
+
+std::vector<double> MultimodalJudge::score(const ImageContext* image, const std::vector<Question>& questions,
+                                           const AnswerWords& answers, const CallContext& call) const {
+  c10::InferenceMode guard;
+  if (questions.empty()) return {};
+  const Context* context = as_context(image);
+  std::vector<TokenIds> prompts;
+  for (const Question& q : questions) prompts.push_back(question_ids(context, q.prompt));
+
+  // Every row continues one batch-1 prefix: the image prefix extended by the
+  // question head the rows share, or for m0 (no image) the shared text head.
+  const std::shared_ptr<const Prefix> prefix =
+      context != nullptr
+          ? question_head(*context, prompts, call)
+          : std::make_shared<const Prefix>(prefill(
+                TokenIds(prompts.front().begin(),
+                         prompts.front().begin() + static_cast<std::ptrdiff_t>(common_head_length(prompts))),
+                {}, call));
+  std::vector<TokenIds> continuations;
+  for (const TokenIds& p : prompts) {
+    if (p.size() <= prefix->ids.size() || !starts_with(p, prefix->ids)) {
+      throw Error(ErrorCode::Internal, "a question prompt does not start with the shared prefix");
+    }
+    continuations.emplace_back(p.begin() + static_cast<std::ptrdiff_t>(prefix->ids.size()), p.end());
+  }
+  const TokenIds yes = answer_token_ids(answers.yes, answers.spellings);
+  const TokenIds no = answer_token_ids(answers.no, answers.spellings);
+  TokenIds answer_order = yes;
+  answer_order.insert(answer_order.end(), no.begin(), no.end());
+  const at::Tensor answer_columns = at::tensor(answer_order, at::kLong);  // [Y+N]: yes ids, then no ids
+  const auto yes_count = static_cast<std::int64_t>(yes.size());
+  std::vector<double> scores;
+  for (std::size_t start = 0, stop = 0; start < continuations.size(); start = stop) {
+    // Rows [start, stop): as many as fit the token budget, at least one.
+    std::size_t tokens = continuations[start].size();
+    for (stop = start + 1; stop < continuations.size(); ++stop) {
+      if (tokens + continuations[stop].size() > kMaxBatchTokens) break;
+      tokens += continuations[stop].size();
+    }
+    const at::Tensor hidden = last_hidden(*prefix, {continuations.begin() + static_cast<std::ptrdiff_t>(start),
+                                                    continuations.begin() + static_cast<std::ptrdiff_t>(stop)},
+                                          static_cast<std::int64_t>(prefix->ids.size()), nullptr, call);  // [B, H]
+    // P(yes) / (P(yes) + P(no)) = sigmoid(logsumexp(yes) - logsumexp(no)): no full softmax, so
+    // the LM head only needs the answer tokens' rows: [B, H] x [Y+N, H]^T instead of x [V, H]^T.
+    const at::Tensor logits = model_->decoder().logits_for(hidden, answer_columns);  // [B, Y+N] float32
+    const at::Tensor p_yes = at::logsumexp(logits.narrow(1, 0, yes_count), 1);
+    const at::Tensor p_no = at::logsumexp(logits.narrow(1, yes_count, logits.size(1) - yes_count), 1);
+    const at::Tensor ratio = at::sigmoid((p_yes - p_no).to(at::kDouble));
+    for (std::int64_t b = 0; b < ratio.size(0); ++b) scores.push_back(ratio[b].item<double>());
+  }
+  return scores;
+}
+
+std::vector<std::int32_t> MultimodalJudge::generate_ids(const ImageContext* image, const std::vector<ChatTurn>& turns,
+                                                        const GenerateLimits& limits, const CallContext& call) const {
+  c10::InferenceMode guard;
+  if (turns.empty()) throw Error(ErrorCode::InvalidArgument, "generate: no chat turns");
+  if (limits.max_new_tokens < 0) throw Error(ErrorCode::InvalidArgument, "generate: max_new_tokens < 0");
+  const Context* context = as_context(image);
+  std::vector<tokenizer::ChatMessage> messages;
+  bool image_placed = context == nullptr;
+  for (const ChatTurn& turn : turns) {
+    tokenizer::ChatMessage message;
+    message.role = turn.role == ChatTurn::Role::System ? "system"
+                   : turn.role == ChatTurn::Role::User ? "user"
+                                                       : "assistant";
+    if (!image_placed && turn.role == ChatTurn::Role::User) {
+      message.content.push_back(tokenizer::ChatContent::image());  // the image opens the first user turn
+      image_placed = true;
+    }
+    message.content.push_back(tokenizer::ChatContent::make_text(turn.text));
+    messages.push_back(std::move(message));
+  }
+  if (!image_placed) throw Error(ErrorCode::InvalidArgument, "generate: an image needs a user turn");
+  std::vector<const models::EncodedImage*> images;
+  if (context != nullptr) images.push_back(&context->image);
+  const TokenIds ids = model_->render(messages, images, /*add_generation_prompt=*/true);
+
+  // Reuse the image prefix when the prompt starts with it (a single user turn
+  // opening with the image); otherwise prefill this prompt's own head.
+  Prefix own_head;
+  const Prefix* prefix = nullptr;
+  if (context != nullptr && ids.size() > context->prefix.ids.size() && starts_with(ids, context->prefix.ids)) {
+    prefix = &context->prefix;
+  } else {
+    if (ids.back() == model_->image_token_id()) throw Error(ErrorCode::Internal, "a prompt ends with an image token");
+    own_head = prefill(TokenIds(ids.begin(), ids.end() - 1), images, call);
+    prefix = &own_head;
+  }
+  KvCache own;
+  TokenIds pending(ids.begin() + static_cast<std::ptrdiff_t>(prefix->ids.size()), ids.end());
+  auto position = static_cast<std::int64_t>(prefix->ids.size());
+  const auto& stops = model_->stop_token_ids();
+  std::vector<std::int32_t> generated;
+  for (int step = 0; step < limits.max_new_tokens; ++step) {
+    call.check();
+    const at::Tensor logits = model_->decoder().logits(last_hidden(*prefix, {pending}, position, &own, call));  // [1, V]
+    position += static_cast<std::int64_t>(pending.size());
+    const auto next = static_cast<std::int32_t>(logits[0].argmax().item<std::int64_t>());
+    if (std::find(stops.begin(), stops.end(), next) != stops.end()) break;
+    generated.push_back(next);
+    pending = {next};
+    if (!limits.stop.empty()) {
+      const std::string text = model_->tokenizer().decode(generated, true);
+      for (const std::string& stop : limits.stop) {
+        if (!stop.empty() && text.find(stop) != std::string::npos) return generated;
+      }
+    }
+  }
+  return generated;
+}
+
+std::string MultimodalJudge::generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
+                                      const GenerateLimits& limits, const CallContext& call) const {
+  const std::string text = model_->tokenizer().decode(generate_ids(image, turns, limits, call), true);
+  for (const std::string& stop : limits.stop) {
+    const std::size_t at = stop.empty() ? std::string::npos : text.find(stop);
+    if (at != std::string::npos) return text.substr(0, at);
+  }
+  return text;
+}
+
+std::string MultimodalJudge::describe_answer_tokens(const AnswerWords& answers) const {
+  auto list = [&](const std::string& word) {
+    std::vector<std::string> items;
+    for (std::int64_t id : answer_token_ids(word, answers.spellings)) {
+      items.push_back(fmt::format("{} '{}'", id, model_->tokenizer().decode({static_cast<std::int32_t>(id)}, false)));
+    }
+    return fmt::format("[{}]", fmt::join(items, ", "));
+  };
+  return fmt::format("yes={} no={}", list(answers.yes), list(answers.no));
+}
+
+// The prefix a batch of image questions continues: the image prefix extended
+// by the head all `prompts` share, so each row computes only its own
+// statement and the closing template tokens. Heads are cached per image.
+std::shared_ptr<const MultimodalJudge::Prefix> MultimodalJudge::question_head(const Context& context,
+                                                                              const std::vector<TokenIds>& prompts,
+                                                                              const CallContext& call) const {
+  const std::size_t common = common_head_length(prompts);
+  const TokenIds& first = prompts.front();
+  if (common <= context.prefix.ids.size() || !starts_with(first, context.prefix.ids)) {
+    // Nothing shared beyond the image: a non-owning pointer to the context's prefix.
+    return std::shared_ptr<const Prefix>(std::shared_ptr<const Prefix>(), &context.prefix);
+  }
+  {
+    std::lock_guard<std::mutex> lock(context.heads_mutex);
+    std::shared_ptr<const Prefix> best;
+    for (const auto& head : context.question_heads) {
+      if (head->ids.size() > common || !starts_with(first, head->ids)) continue;  // then every prompt starts with it
+      if (!best || head->ids.size() > best->ids.size()) best = head;
+    }
+    // A lone question gains nothing from a new head (it would compute the same tokens).
+    if (best && (prompts.size() == 1 || best->ids.size() + kHeadReuseSlack >= common)) return best;
+    if (prompts.size() == 1) return std::shared_ptr<const Prefix>(std::shared_ptr<const Prefix>(), &context.prefix);
+  }
+  // Built outside the lock: concurrent callers may both build it, and both results are equal.
+  auto head = std::make_shared<const Prefix>(
+      extend(context.prefix,
+             TokenIds(first.begin() + static_cast<std::ptrdiff_t>(context.prefix.ids.size()),
+                      first.begin() + static_cast<std::ptrdiff_t>(common)),
+             call));
+  std::lock_guard<std::mutex> lock(context.heads_mutex);
+  if (context.question_heads.size() >= kMaxQuestionHeads) context.question_heads.erase(context.question_heads.begin());
+  context.question_heads.push_back(head);
+  return head;
+}
+
+// `base` followed by `tokens`, as one batch-1 prefix: the tokens run once over
+// base's cache (keys and values only), and are joined to it (per layer
+// [1, kv_heads, base + tokens, head_dim]).
+MultimodalJudge::Prefix MultimodalJudge::extend(const Prefix& base, const TokenIds& tokens,
+                                                const CallContext& call) const {
+  KvCache added;
+  const auto count = static_cast<std::int64_t>(tokens.size());
+  const auto start = static_cast<std::int64_t>(base.ids.size());
+  std::vector<std::int64_t> indices(tokens.size());
+  for (std::int64_t j = 0; j < count; ++j) indices[static_cast<std::size_t>(j)] = start + j;
+  models::DecoderInput input;
+  input.embeds = model_->decoder().embed(at::tensor(tokens, at::kLong).view({1, count}));
+  input.position_ids = text_positions(indices, base.rope_delta, base.rope_rows);
+  input.shared_prefix = &base.cache;
+  input.cache = &added;
+  input.cache_only = true;
+  input.call = &call;
+  model_->decoder().forward(input);
+  Prefix out;
+  out.ids = base.ids;
+  out.ids.insert(out.ids.end(), tokens.begin(), tokens.end());
+  out.rope_delta = base.rope_delta;
+  out.rope_rows = base.rope_rows;
+  for (std::size_t layer = 0; layer < added.keys.size(); ++layer) {
+    out.cache.keys.push_back(at::cat({base.cache.keys[layer], added.keys[layer]}, 2));
+    out.cache.values.push_back(at::cat({base.cache.values[layer], added.values[layer]}, 2));
+  }
+  return out;
+}
+
+// Runs continuations after `prefix`, each starting at index `start`, as one
+// packed sequence (no padding: a row attends to the prefix and its own earlier
+// tokens) and returns the final hidden state [N, H] at each row's last token;
+// the last layer computes only those N positions.
+at::Tensor MultimodalJudge::last_hidden(const Prefix& prefix, const std::vector<TokenIds>& rows, std::int64_t start,
+                                        KvCache* own, const CallContext& call) const {
+  std::vector<std::int64_t> ids, segments, indices, last;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    for (std::size_t j = 0; j < rows[r].size(); ++j) {
+      ids.push_back(rows[r][j]);
+      segments.push_back(static_cast<std::int64_t>(r));
+      indices.push_back(start + static_cast<std::int64_t>(j));
+    }
+    last.push_back(static_cast<std::int64_t>(ids.size()) - 1);
+  }
+  const auto total = static_cast<std::int64_t>(ids.size());
+  models::DecoderInput input;
+  input.embeds = model_->decoder().embed(at::tensor(ids, at::kLong).view({1, total}));
+  input.position_ids = text_positions(indices, prefix.rope_delta, prefix.rope_rows);
+  if (rows.size() > 1) input.segments = at::tensor(segments, at::kLong);
+  input.read_positions = at::tensor(last, at::kLong);
+  input.shared_prefix = prefix.ids.empty() ? nullptr : &prefix.cache;
+  input.cache = own;
+  input.call = &call;
+  return model_->decoder().forward(input).last_hidden[0];  // [N, H]
+}
+
+// Exact: the word's own token as written (its first token if the tokenizer
+// splits it). Any: every single-token spelling among the word, its
+// lower/upper-case-first variants, each with and without a leading space.
+TokenIds MultimodalJudge::answer_token_ids(const std::string& word, AnswerSpellings spellings) const {
+  if (word.empty()) throw Error(ErrorCode::InvalidArgument, "answer word is empty");
+  const tokenizer::Tokenizer& tok = model_->tokenizer();
+  TokenIds ids;
+  if (spellings == AnswerSpellings::Any) {
+    std::string lower = word, upper = word;
+    lower[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(word[0])));
+    upper[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
+    for (const std::string& s : {word, upper, lower}) {
+      for (const std::string& spelling : {s, " " + s}) {
+        const auto encoded = tok.encode(spelling, false);
+        if (encoded.size() == 1 && std::find(ids.begin(), ids.end(), encoded[0]) == ids.end()) {
+          ids.push_back(encoded[0]);
+        }
+      }
+    }
+  }
+  if (ids.empty()) {
+    const auto encoded = tok.encode(word, false);
+    if (encoded.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("answer word '{}' encodes to no token", word));
+    ids.push_back(encoded.front());
+  }
+  for (std::int64_t id : ids) {
+    if (id >= model_->decoder().config().vocab_size) {
+      throw Error(ErrorCode::InvalidModel, fmt::format("{}: answer token {} is outside the model vocabulary",
+                                                       model_->model_dir(), id));
+    }
+  }
+  return ids;
+}
+
+}  // namespace imgjudge::backends::torch

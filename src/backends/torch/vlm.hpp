@@ -1,0 +1,72 @@
+// The VisionLanguageModel of every model family, over models::MultimodalLM.
+//
+// prepare() encodes the image once and prefills the prompt up to its last
+// image token (the shared prefix). score() renders each question as the
+// family's chat template does (one user turn: the image, then the question,
+// then the generation prompt), extends the prefix once by the tokens every
+// question of the batch shares (the template's head, cached per image), and
+// runs the questions' own tokens packed into one sequence over it, the LM head
+// only at each question's last token and only over the answer tokens.
+// score(nullptr, ...) asks without any image tokens (m0) and shares the
+// questions' common text head instead. generate() decodes greedily over the
+// image prefix when the conversation starts with it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "imgjudge/backend.hpp"
+#include "models/multimodal.hpp"
+
+namespace imgjudge::backends::torch {
+
+class MultimodalJudge final : public VisionLanguageModel {
+ public:
+  /// `dtype_label` names the precision in model_id() ("float32", "int8", ...).
+  MultimodalJudge(std::shared_ptr<const models::MultimodalLM> model, std::string dtype_label);
+
+  std::string model_id() const override;
+  Capabilities capabilities() const override;
+  std::shared_ptr<const ImageContext> prepare(const Image& image, const CallContext& call) const override;
+  std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
+                            const AnswerWords& answers, const CallContext& call) const override;
+  std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns, const GenerateLimits& limits,
+                       const CallContext& call) const override;
+  std::string describe_answer_tokens(const AnswerWords& answers) const override;
+
+  const models::MultimodalLM& model() const { return *model_; }
+
+  /// The token ids score() feeds for `question_prompt` (with the image of
+  /// `image`, or none when null): what transformers' processor gives for the
+  /// same chat.
+  std::vector<std::int64_t> question_ids(const ImageContext* image, const std::string& question_prompt) const;
+
+  /// The image of a context this model prepared.
+  const models::EncodedImage& encoded_image(const ImageContext* image) const;
+
+  /// The ids generate() decodes (stop tokens excluded).
+  std::vector<std::int32_t> generate_ids(const ImageContext* image, const std::vector<ChatTurn>& turns,
+                                         const GenerateLimits& limits, const CallContext& call) const;
+
+  /// The token ids whose probabilities make P(word) at the first answer token.
+  std::vector<std::int64_t> answer_token_ids(const std::string& word, AnswerSpellings spellings) const;
+
+ private:
+  struct Prefix;
+  class Context;
+  const Context* as_context(const ImageContext* image) const;
+  std::vector<tokenizer::ChatMessage> question_chat(const Context* context, const std::string& question) const;
+  Prefix prefill(std::vector<std::int64_t> ids, const std::vector<const models::EncodedImage*>& images,
+                 const CallContext& call) const;
+  std::shared_ptr<const Prefix> question_head(const Context& context, const std::vector<std::vector<std::int64_t>>& prompts,
+                                              const CallContext& call) const;
+  Prefix extend(const Prefix& base, const std::vector<std::int64_t>& tokens, const CallContext& call) const;
+  at::Tensor last_hidden(const Prefix& prefix, const std::vector<std::vector<std::int64_t>>& rows, std::int64_t start,
+                         models::KvCache* own, const CallContext& call) const;
+
+  std::shared_ptr<const models::MultimodalLM> model_;
+  std::string dtype_label_;
+};
+
+}  // namespace imgjudge::backends::torch

@@ -1,0 +1,211 @@
+#include "devtools/fixture_runners.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "imgjudge/error.hpp"
+#include "models/clip.hpp"
+#include "models/qwen2.hpp"
+#include "models/qwen2_vl.hpp"
+#include "models/siglip.hpp"
+#include "runtime/config.hpp"
+#include "runtime/nn.hpp"
+#include "runtime/tensor.hpp"
+#include "runtime/weights.hpp"
+#include "util/files.hpp"
+
+namespace imgjudge::devtools {
+namespace {
+
+runtime::WeightStore fixture_weights(const std::string& dir) {
+  return runtime::WeightStore(runtime::SafetensorsCheckpoint::open_folder(dir), at::kFloat, at::kCPU);
+}
+
+std::vector<std::int64_t> to_ids(const at::Tensor& input_ids) {
+  const at::Tensor flat = input_ids.reshape({-1}).to(at::kLong).contiguous();
+  return {flat.data_ptr<std::int64_t>(), flat.data_ptr<std::int64_t>() + flat.numel()};
+}
+
+// The LM outputs of the fixtures' convention for one prompt: a full forward
+// (every logit and hidden state), the reference's logits rows, and greedy
+// decoding with the KV cache for as many steps as the reference took.
+void run_decoder(const models::Decoder& decoder, const at::Tensor& embeds, const models::PromptPositions& positions,
+                 const NamedTensors& reference, NamedTensors& out) {
+  const std::int64_t length = embeds.size(1);
+  models::KvCache cache;
+  models::DecoderInput full;
+  full.embeds = embeds;
+  full.position_ids = positions.ids;
+  full.collect_hidden_states = true;
+  full.cache = &cache;
+  const models::DecoderOutput result = decoder.forward(full);
+  const at::Tensor logits = decoder.logits(result.last_hidden[0]);
+  out["logits"] = logits;  // compared only where the reference has it (short prompts)
+  out["logits_last"] = logits[length - 1];
+  if (auto rows = reference.find("logits_row_positions"); rows != reference.end()) {
+    out["logits_row_positions"] = rows->second;
+    out["logits_rows"] = logits.index_select(0, rows->second.to(at::kLong));
+  }
+  out["hidden_states"] = at::stack(result.hidden_states).squeeze(1);
+  const auto steps = reference.count("greedy_new_ids") ? reference.at("greedy_new_ids").numel() : std::int64_t{0};
+  std::vector<std::int64_t> new_ids;
+  std::vector<at::Tensor> step_logits{logits[length - 1]};
+  for (std::int64_t k = 0; k < steps; ++k) {
+    new_ids.push_back(step_logits.back().argmax().item<std::int64_t>());
+    if (k + 1 == steps) break;
+    models::DecoderInput step;
+    step.embeds = decoder.embed(at::full({1, 1}, new_ids.back(), at::kLong));
+    step.position_ids = at::full({positions.ids.size(0), 1, 1}, cache.length() + positions.delta, at::kLong);
+    step.cache = &cache;
+    step_logits.push_back(decoder.logits(decoder.forward(step).last_hidden[0][0]));
+  }
+  if (steps > 0) {
+    out["greedy_new_ids"] = at::tensor(new_ids, at::kLong);
+    out["greedy_step_logits"] = at::stack(step_logits);
+  }
+}
+
+NamedTensors run_text_decoder(const models::Decoder& decoder, const std::string& dir, const NamedTensors& reference) {
+  const NamedTensors inputs = read_fixture_inputs(dir);
+  const at::Tensor ids = fixture_input(inputs, "input_ids", dir).to(at::kLong).view({1, -1});
+  const std::int64_t length = ids.size(1);
+  NamedTensors out;
+  run_decoder(decoder, decoder.embed(ids), {at::arange(length, at::kLong).view({1, 1, length}), 0}, reference, out);
+  return out;
+}
+
+NamedTensors run_qwen2(const std::string& dir, const NamedTensors& reference) {
+  c10::InferenceMode inference;
+  const auto config = runtime::HfConfig::load(util::join_path(dir, "config.json"));
+  const auto weights = fixture_weights(dir);
+  const auto decoder =
+      models::load_qwen2_decoder(models::qwen2_decoder_config(config), weights.scope("model"), weights, "lm_head.weight");
+  return run_text_decoder(*decoder, dir, reference);
+}
+
+NamedTensors run_qwen_vl(const std::string& dir, const NamedTensors& reference) {
+  c10::InferenceMode inference;
+  models::LoadOptions options;
+  options.with_processors = false;  // a bare model folder
+  const auto model = models::QwenVLModel::load(dir, options);
+  const NamedTensors inputs = read_fixture_inputs(dir);
+  const std::vector<std::int64_t> ids = to_ids(fixture_input(inputs, "input_ids", dir));
+  const at::Tensor thw = fixture_input(inputs, "image_grid_thw", dir).to(at::kLong);
+  std::vector<models::ImageGrid> grids;
+  for (std::int64_t i = 0; i < thw.size(0); ++i) {
+    grids.push_back({thw[i][0].item<std::int64_t>(), thw[i][1].item<std::int64_t>(), thw[i][2].item<std::int64_t>()});
+  }
+  models::VisionTrace trace;
+  NamedTensors out;
+  const at::Tensor features = model->encode_pixels(fixture_input(inputs, "pixel_values", dir), grids, nullptr, &trace);
+  out["image_embeds"] = features;
+  if (trace.window_index.defined()) {
+    out["window_index"] = trace.window_index;
+    out["cu_window_seqlens"] = at::tensor(trace.cu_window_seqlens, at::kLong).to(at::kInt);
+    out["vision_hidden_states"] = at::stack(trace.hidden_states);
+  }
+  // The images' rows of the features, in order.
+  std::vector<models::EncodedImage> images;
+  std::int64_t row = 0;
+  const std::int64_t merge = model->config().vision.spatial_merge_size;
+  for (const auto& grid : grids) {
+    const std::int64_t tokens = grid.patches() / (merge * merge);
+    images.push_back(model->encoded(features.narrow(0, row, tokens), grid));
+    row += tokens;
+  }
+  std::vector<const models::EncodedImage*> pointers;
+  for (const auto& image : images) pointers.push_back(&image);
+  const models::PromptPositions positions = model->positions(ids, pointers);
+  out["position_ids"] = positions.ids;
+  out["rope_deltas"] = at::full({1, 1}, positions.delta, at::kLong);
+  run_decoder(model->decoder(), model->embed(ids, pointers), positions, reference, out);
+  return out;
+}
+
+// CLIP and SigLIP: both towers, outputs named as transformers names them. A
+// vision tower without a pooling head (SigLIP's vision_use_head = false)
+// leaves the pooled outputs absent.
+template <class Model>
+NamedTensors run_dual_encoder(const Model& model, const std::string& dir) {
+  const NamedTensors inputs = read_fixture_inputs(dir);
+  const auto text = model.encode_text(fixture_input(inputs, "input_ids", dir),
+                                      inputs.count("attention_mask") ? inputs.at("attention_mask") : at::Tensor(),
+                                      /*keep_hidden_states=*/true);
+  const auto vision = model.encode_image(fixture_input(inputs, "pixel_values", dir), /*keep_hidden_states=*/true);
+  NamedTensors out = {
+      {"text_hidden_states", at::stack(text.hidden_states)},
+      {"text_last_hidden_state", text.last_hidden_state},
+      {"text_pooler_output", text.pooled},
+      {"text_features", text.features},
+      {"text_embeds", runtime::nn::l2_normalize(text.features)},
+      {"vision_hidden_states", at::stack(vision.hidden_states)},
+      {"vision_last_hidden_state", vision.last_hidden_state},
+  };
+  if (vision.pooled.defined()) {
+    out["vision_pooler_output"] = vision.pooled;
+    out["image_features"] = vision.features;
+    out["image_embeds"] = runtime::nn::l2_normalize(vision.features);
+    out["logits_per_image"] = model.logits_per_image(out["image_embeds"], out["text_embeds"]);
+  }
+  return out;
+}
+
+NamedTensors run_clip(const std::string& dir, const NamedTensors&) {
+  c10::InferenceMode inference;
+  return run_dual_encoder(models::clip::ClipModel(models::clip::load_config(dir), fixture_weights(dir)), dir);
+}
+
+NamedTensors run_siglip(const std::string& dir, const NamedTensors&) {
+  c10::InferenceMode inference;
+  return run_dual_encoder(models::siglip::SiglipModel(models::siglip::load_config(dir), fixture_weights(dir)), dir);
+}
+
+// model_type -> runner. One line per family.
+const std::map<std::string, FixtureRunner>& runners() {
+  static const std::map<std::string, FixtureRunner> table = {
+      {"clip", run_clip},          {"siglip", run_siglip},        {"qwen2", run_qwen2},
+      {"qwen2_vl", run_qwen_vl},   {"qwen2_5_vl", run_qwen_vl},
+  };
+  return table;
+}
+
+}  // namespace
+
+FixtureRunner find_fixture_runner(const std::string& model_type) {
+  auto it = runners().find(model_type);
+  return it == runners().end() ? nullptr : it->second;
+}
+
+std::vector<std::string> fixture_runner_types() {
+  std::vector<std::string> out;
+  for (const auto& [type, runner] : runners()) out.push_back(type);
+  return out;
+}
+
+NamedTensors read_fixture_inputs(const std::string& fixture_dir) {
+  return runtime::read_safetensors(util::join_path(fixture_dir, "inputs.safetensors"));
+}
+
+const at::Tensor& fixture_input(const NamedTensors& inputs, const std::string& name, const std::string& fixture_dir) {
+  auto it = inputs.find(name);
+  if (it == inputs.end()) {
+    throw Error(ErrorCode::InvalidModel, fmt::format("{}/inputs.safetensors: no tensor '{}'", fixture_dir, name));
+  }
+  return it->second;
+}
+
+double max_abs_diff(const at::Tensor& actual, const at::Tensor& expected) {
+  if (actual.sizes() != expected.sizes()) return std::numeric_limits<double>::infinity();
+  if (actual.numel() == 0) return 0;
+  const at::Tensor a = actual.detach().to(at::kCPU, at::kDouble);
+  const at::Tensor b = expected.detach().to(at::kCPU, at::kDouble);
+  const double diff = (a - b).abs().max().item<double>();
+  return std::isnan(diff) ? std::numeric_limits<double>::infinity() : diff;
+}
+
+}  // namespace imgjudge::devtools

@@ -1,0 +1,70 @@
+#include "devtools/preprocess_checks.hpp"
+
+#include <ATen/ATen.h>
+
+#include <fmt/format.h>
+
+#include "image/preprocess.hpp"
+#include "imgjudge/error.hpp"
+#include "models/processors/qwen_vl_processor.hpp"
+
+namespace imgjudge::devtools {
+namespace {
+
+Image to_image(const at::Tensor& pixels, const std::string& where) {
+  if (pixels.dim() != 3 || pixels.size(2) != 3 || pixels.scalar_type() != at::kByte) {
+    throw Error(ErrorCode::InvalidModel, fmt::format("{}: an input image must be uint8 [H, W, 3]", where));
+  }
+  const at::Tensor contiguous = pixels.contiguous();
+  return Image::from_rgb(contiguous.data_ptr<std::uint8_t>(), static_cast<int>(pixels.size(1)),
+                         static_cast<int>(pixels.size(0)), static_cast<std::size_t>(pixels.size(1)) * 3);
+}
+
+// CLIPImageProcessor / SiglipImageProcessor: [k, 3, h, w].
+NamedTensors check_fixed_size(const std::string& processor_config, const std::vector<Image>& images) {
+  const auto config = image::ImageProcessorConfig::from_file(processor_config);
+  std::vector<at::Tensor> batch;
+  for (const Image& image : images) {
+    image::FloatImage processed = image::preprocess(image, config);
+    batch.push_back(at::from_blob(processed.chw.data(), {processed.channels, processed.height, processed.width},
+                                  at::kFloat)
+                        .clone());
+  }
+  return {{"pixel_values", at::stack(batch)}};
+}
+
+// Qwen2VLImageProcessor: every image's patches in one [N, patch_dim], and [k, 3] grids.
+NamedTensors check_qwen_vl(const std::string& processor_config, const std::vector<Image>& images) {
+  const auto config = models::QwenImageProcessorConfig::from_file(processor_config);
+  std::vector<at::Tensor> patches;
+  std::vector<std::int64_t> grids;
+  for (const Image& image : images) {
+    const models::ProcessedImage processed = models::qwen_preprocess_image(image, config);
+    patches.push_back(processed.pixel_values);
+    grids.insert(grids.end(), {processed.grid.t, processed.grid.h, processed.grid.w});
+  }
+  return {{"pixel_values", at::cat(patches)},
+          {"image_grid_thw", at::tensor(grids, at::kLong).view({static_cast<std::int64_t>(images.size()), 3})}};
+}
+
+}  // namespace
+
+PreprocessCheck find_preprocess_check(const std::string& type) {
+  if (type == "CLIPImageProcessor" || type == "SiglipImageProcessor") return check_fixed_size;
+  if (type == "Qwen2VLImageProcessor") return check_qwen_vl;
+  return nullptr;
+}
+
+std::vector<Image> fixture_images(const NamedTensors& preprocess, const std::string& where) {
+  std::vector<Image> images;
+  if (auto it = preprocess.find("image"); it != preprocess.end()) images.push_back(to_image(it->second, where));
+  for (std::size_t k = 0;; ++k) {
+    auto it = preprocess.find(fmt::format("image_{}", k));
+    if (it == preprocess.end()) break;
+    images.push_back(to_image(it->second, where));
+  }
+  if (images.empty()) throw Error(ErrorCode::InvalidModel, fmt::format("{}: no 'image' or 'image_0' tensor", where));
+  return images;
+}
+
+}  // namespace imgjudge::devtools

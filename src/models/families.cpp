@@ -1,0 +1,135 @@
+#include "models/families.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "imgjudge/error.hpp"
+#include "models/clip.hpp"
+#include "models/qwen2_vl.hpp"
+#include "models/relevance.hpp"
+#include "models/siglip.hpp"
+#include "runtime/config.hpp"
+#include "util/files.hpp"
+
+namespace imgjudge::models {
+namespace {
+
+nlohmann::json clip_processor_config(const runtime::HfConfig& config) {
+  const auto size = clip::parse_config(config).vision.image_size;
+  return {{"image_processor_type", "CLIPImageProcessor"}, {"do_resize", true}, {"size", {{"shortest_edge", size}}},
+          {"resample", 3}, {"do_center_crop", true}, {"crop_size", {{"height", size}, {"width", size}}},
+          {"do_rescale", true}, {"rescale_factor", 1.0 / 255.0}, {"do_normalize", true},
+          {"image_mean", {0.48145466, 0.4578275, 0.40821073}}, {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+          {"do_convert_rgb", true}};
+}
+
+nlohmann::json siglip_processor_config(const runtime::HfConfig& config) {
+  const auto size = siglip::parse_config(config).vision.image_size;
+  return {{"image_processor_type", "SiglipImageProcessor"}, {"do_resize", true},
+          {"size", {{"height", size}, {"width", size}}}, {"resample", 3}, {"do_rescale", true},
+          {"rescale_factor", 1.0 / 255.0}, {"do_normalize", true}, {"image_mean", {0.5, 0.5, 0.5}},
+          {"image_std", {0.5, 0.5, 0.5}}};
+}
+
+std::vector<runtime::ParamSpec> clip_parameters(const runtime::HfConfig& c) {
+  return clip::parameter_specs(clip::parse_config(c));
+}
+std::vector<runtime::ParamSpec> siglip_parameters(const runtime::HfConfig& c) {
+  return siglip::parameter_specs(siglip::parse_config(c));
+}
+
+std::shared_ptr<const MultimodalLM> load_qwen_vl(const std::string& dir, const LoadOptions& options) {
+  return QwenVLModel::load(dir, options);
+}
+
+Family vision_language(const char* type, const char* architecture,
+                       std::shared_ptr<const MultimodalLM> (*load)(const std::string&, const LoadOptions&),
+                       std::vector<runtime::ParamSpec> (*parameters)(const runtime::HfConfig&),
+                       nlohmann::json (*processor)(const runtime::HfConfig&)) {
+  Family f{type, FamilyRole::VisionLanguage, architecture};
+  f.load_lm = load;
+  f.parameters = parameters;
+  f.processor_config = processor;
+  return f;
+}
+
+Family relevance(const char* type, const char* architecture,
+                 std::shared_ptr<const RelevanceModel> (*load)(const std::string&, const LoadOptions&),
+                 std::vector<runtime::ParamSpec> (*parameters)(const runtime::HfConfig&),
+                 nlohmann::json (*processor)(const runtime::HfConfig&)) {
+  Family f{type, FamilyRole::Relevance, architecture};
+  f.load_relevance = load;
+  f.parameters = parameters;
+  f.processor_config = processor;
+  return f;
+}
+
+}  // namespace
+
+const char* family_role_name(FamilyRole role) {
+  switch (role) {
+    case FamilyRole::VisionLanguage: return "vision-language";
+    case FamilyRole::Text: return "text";
+    case FamilyRole::Relevance: return "relevance";
+    case FamilyRole::Locator: return "locator";
+  }
+  return "unknown";
+}
+
+const std::vector<Family>& families() {
+  // One line per family.
+  static const std::vector<Family> table = {
+      vision_language("qwen2_vl", "Qwen2VLForConditionalGeneration", load_qwen_vl, qwen_vl_parameter_specs,
+                      qwen_vl_processor_config),
+      vision_language("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", load_qwen_vl, qwen_vl_parameter_specs,
+                      qwen_vl_processor_config),
+      relevance("clip", "CLIPModel", load_clip_relevance_model, clip_parameters, clip_processor_config),
+      relevance("siglip", "SiglipModel", load_siglip_relevance_model, siglip_parameters, siglip_processor_config),
+  };
+  return table;
+}
+
+const Family* find_family(const std::string& model_type) {
+  for (const Family& family : families()) {
+    if (model_type == family.model_type) return &family;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> family_names(FamilyRole role) {
+  std::vector<std::string> names;
+  for (const Family& family : families()) {
+    if (family.role == role) names.emplace_back(family.model_type);
+  }
+  return names;
+}
+
+const Family& require_family(const std::string& model_type, FamilyRole role, const std::string& where) {
+  const Family* family = find_family(model_type);
+  // A text-only LLM may stand wherever a vision-language one is asked for:
+  // the constitution tools need only text, and the Judge says plainly that
+  // judging needs vision.
+  const bool fits = family != nullptr && (family->role == role || (role == FamilyRole::VisionLanguage &&
+                                                                    family->role == FamilyRole::Text));
+  if (!fits) {
+    std::vector<std::string> supported = family_names(role);
+    if (role == FamilyRole::VisionLanguage) {
+      for (const auto& name : family_names(FamilyRole::Text)) supported.push_back(name + " (text only)");
+    }
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{}: model_type \"{}\" is not a supported {} family (this build supports: {})", where,
+                            model_type, family_role_name(role), fmt::join(supported, ", ")));
+  }
+  return *family;
+}
+
+std::string read_model_type(const std::string& dir) {
+  const std::string path = util::join_path(dir, "config.json");
+  if (!util::file_exists(path)) {
+    throw Error(ErrorCode::InvalidModel, fmt::format("{}: not a Hugging Face model folder (no config.json)", dir));
+  }
+  return runtime::HfConfig::load(path).get_string("model_type");
+}
+
+}  // namespace imgjudge::models
