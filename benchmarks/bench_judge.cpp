@@ -370,9 +370,21 @@ int main(int argc, char** argv) try {
       {"load_peak_rss_bytes", load_peak_rss},
       {"int8_vs_float32", int8_vs_float32},
   };
+  // The Judge's shared-prefix, packed scoring must give the naive loop's
+  // answers: exactly up to float32 rounding, within bfloat16/int8 rounding otherwise.
+  double worst = 0;
+  for (const auto& result : results) worst = std::max(worst, result["max_score_difference_vs_naive"].get<double>());
+  const double tolerance = dtype == "float32" ? 1e-4 : 0.02;
+  report["score_check"] = {{"max_score_difference_vs_naive", worst}, {"tolerance", tolerance},
+                           {"passed", worst <= tolerance}};
   const std::string text = report.dump(2);
   fmt::print("{}\n", text);
   if (!out_path.empty()) std::ofstream(out_path) << text << "\n";
+  if (worst > tolerance) {
+    fmt::print(stderr, "imgjudge_bench: the Judge's scores differ from the naive loop's by {:.3g} (> {:g})\n", worst,
+               tolerance);
+    return 1;
+  }
   return 0;
 } catch (const Error& e) {
   fmt::print(stderr, "imgjudge_bench: error [{}]: {}\n", error_code_name(e.code()), e.what());

@@ -10,7 +10,8 @@
 
 #include "imgjudge/error.hpp"
 #include "models/clip.hpp"
-#include "models/qwen2.hpp"
+#include "models/families.hpp"
+#include "models/llava.hpp"
 #include "models/qwen2_vl.hpp"
 #include "models/siglip.hpp"
 #include "runtime/config.hpp"
@@ -79,12 +80,12 @@ NamedTensors run_text_decoder(const models::Decoder& decoder, const std::string&
   return out;
 }
 
-NamedTensors run_qwen2(const std::string& dir, const NamedTensors& reference) {
+// Any Text family (Qwen2, Llama, Mistral): its decoder as the family table loads it.
+NamedTensors run_text_family(const std::string& dir, const NamedTensors& reference) {
   c10::InferenceMode inference;
   const auto config = runtime::HfConfig::load(util::join_path(dir, "config.json"));
   const auto weights = fixture_weights(dir);
-  const auto decoder =
-      models::load_qwen2_decoder(models::qwen2_decoder_config(config), weights.scope("model"), weights, "lm_head.weight");
+  const auto decoder = models::load_text_decoder(config, weights.scope("model"), weights, "lm_head.weight", dir);
   return run_text_decoder(*decoder, dir, reference);
 }
 
@@ -124,6 +125,55 @@ NamedTensors run_qwen_vl(const std::string& dir, const NamedTensors& reference) 
   out["position_ids"] = positions.ids;
   out["rope_deltas"] = at::full({1, 1}, positions.delta, at::kLong);
   run_decoder(model->decoder(), model->embed(ids, pointers), positions, reference, out);
+  return out;
+}
+
+// LLaVA-1.5 / NeXT / OneVision: the tower's hidden states, the projected tile
+// features, the packed image rows, then the language model.
+NamedTensors run_llava(const std::string& dir, const NamedTensors& reference) {
+  c10::InferenceMode inference;
+  models::LoadOptions options;
+  options.with_processors = false;  // a bare model folder
+  const auto model = models::LlavaModel::load(dir, options);
+  const auto& config = model->config();
+  const NamedTensors inputs = read_fixture_inputs(dir);
+  const std::vector<std::int64_t> ids = to_ids(fixture_input(inputs, "input_ids", dir));
+  const at::Tensor pixel_values = fixture_input(inputs, "pixel_values", dir);
+  NamedTensors out;
+  std::vector<models::EncodedImage> images;
+  if (config.variant == models::LlavaConfig::Variant::Llava) {
+    // [images, 3, S, S]: one tile each.
+    const at::Tensor states = at::stack(model->vision_hidden_states(pixel_values));  // [L+1, images, tokens, D]
+    if (pixel_values.size(0) == 1) out["vision_hidden_states"] = states.select(1, 0);
+    const at::Tensor features = model->tile_features(pixel_values);  // [images, tokens, Dt]
+    out["image_features"] = features.reshape({-1, features.size(2)});
+    for (std::int64_t k = 0; k < features.size(0); ++k) {
+      images.push_back({model->pack(features.narrow(0, k, 1), 0, 0)});
+    }
+  } else {
+    // [images, max tiles, 3, S, S], zero tiles after each image's own.
+    const at::Tensor sizes = fixture_input(inputs, "image_sizes", dir).to(at::kLong);
+    std::vector<at::Tensor> packed;
+    std::vector<std::int64_t> lengths;
+    for (std::int64_t k = 0; k < sizes.size(0); ++k) {
+      const std::int64_t height = sizes[k][0].item<std::int64_t>(), width = sizes[k][1].item<std::int64_t>();
+      const auto best = models::select_best_resolution(height, width, config.pinpoints);
+      const std::int64_t side = config.vision.image_size;
+      const std::int64_t tiles = ((best[0] + side - 1) / side) * ((best[1] + side - 1) / side) + 1;
+      const at::Tensor own = pixel_values[k].narrow(0, 0, tiles);
+      out[fmt::format("vision_hidden_states_image{}", k)] = at::stack(model->vision_hidden_states(own));
+      const at::Tensor features = model->tile_features(own);
+      out[fmt::format("tile_features_image{}", k)] = features;
+      packed.push_back(model->pack(features, height, width));
+      lengths.push_back(packed.back().size(0));
+      images.push_back({packed.back()});
+    }
+    out["packed_image_features"] = at::cat(packed);
+    out["packed_feature_lens"] = at::tensor(lengths, at::kLong);
+  }
+  std::vector<const models::EncodedImage*> pointers;
+  for (const auto& image : images) pointers.push_back(&image);
+  run_decoder(model->decoder(), model->embed(ids, pointers), model->positions(ids, pointers), reference, out);
   return out;
 }
 
@@ -168,8 +218,10 @@ NamedTensors run_siglip(const std::string& dir, const NamedTensors&) {
 // model_type -> runner. One line per family.
 const std::map<std::string, FixtureRunner>& runners() {
   static const std::map<std::string, FixtureRunner> table = {
-      {"clip", run_clip},          {"siglip", run_siglip},        {"qwen2", run_qwen2},
+      {"clip", run_clip},          {"siglip", run_siglip},        {"qwen2", run_text_family},
+      {"llama", run_text_family},  {"mistral", run_text_family},
       {"qwen2_vl", run_qwen_vl},   {"qwen2_5_vl", run_qwen_vl},
+      {"llava", run_llava},        {"llava_next", run_llava},     {"llava_onevision", run_llava},
   };
   return table;
 }

@@ -6,6 +6,7 @@
 
 #include "image/preprocess.hpp"
 #include "imgjudge/error.hpp"
+#include "models/processors/llava_processor.hpp"
 #include "models/processors/qwen_vl_processor.hpp"
 
 namespace imgjudge::devtools {
@@ -47,11 +48,32 @@ NamedTensors check_qwen_vl(const std::string& processor_config, const std::vecto
           {"image_grid_thw", at::tensor(grids, at::kLong).view({static_cast<std::int64_t>(images.size()), 3})}};
 }
 
+// LlavaNext/OnevisionImageProcessor: [k, max tiles, 3, S, S] (missing tiles
+// zero after normalization), and each image's [height, width].
+NamedTensors check_llava_anyres(const std::string& processor_config, const std::vector<Image>& images) {
+  const auto config = models::LlavaImageProcessorConfig::from_file(processor_config);
+  std::vector<at::Tensor> tiles;
+  std::vector<std::int64_t> sizes;
+  std::int64_t most = 0;
+  for (const Image& image : images) {
+    const models::LlavaProcessedImage processed = models::llava_preprocess(image, config);
+    tiles.push_back(processed.pixel_values);
+    sizes.insert(sizes.end(), {processed.height, processed.width});
+    most = std::max(most, processed.pixel_values.size(0));
+  }
+  for (at::Tensor& t : tiles) {
+    if (t.size(0) < most) t = at::cat({t, at::zeros({most - t.size(0), t.size(1), t.size(2), t.size(3)})});
+  }
+  return {{"pixel_values", at::stack(tiles)},
+          {"image_sizes", at::tensor(sizes, at::kLong).view({static_cast<std::int64_t>(images.size()), 2})}};
+}
+
 }  // namespace
 
 PreprocessCheck find_preprocess_check(const std::string& type) {
   if (type == "CLIPImageProcessor" || type == "SiglipImageProcessor") return check_fixed_size;
   if (type == "Qwen2VLImageProcessor") return check_qwen_vl;
+  if (type == "LlavaNextImageProcessor" || type == "LlavaOnevisionImageProcessor") return check_llava_anyres;
   return nullptr;
 }
 

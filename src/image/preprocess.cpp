@@ -16,6 +16,11 @@ using Json = nlohmann::json;
 
 constexpr const char* kClip = "CLIPImageProcessor";
 constexpr const char* kSiglip = "SiglipImageProcessor";
+// LLaVA's anyres processors share the per-tile pipeline: LLaVA-NeXT CLIP's
+// (shortest edge, center crop), LLaVA-OneVision a plain resize to height x
+// width. Their tiling lives with the family (models/processors).
+constexpr const char* kLlavaNext = "LlavaNextImageProcessor";
+constexpr const char* kLlavaOnevision = "LlavaOnevisionImageProcessor";
 // transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD (CLIP's defaults).
 constexpr std::array<double, 3> kOpenAiClipMean = {0.48145466, 0.4578275, 0.40821073};
 constexpr std::array<double, 3> kOpenAiClipStd = {0.26862954, 0.26130258, 0.27577711};
@@ -93,23 +98,30 @@ ImageProcessorConfig ImageProcessorConfig::from_json(const std::string& json_tex
 
   ImageProcessorConfig config;
   config.image_processor_type = processor_type(root);
-  const bool is_clip = config.image_processor_type == kClip;
-  const bool is_siglip = config.image_processor_type == kSiglip;
+  const bool is_onevision = config.image_processor_type == kLlavaOnevision;
+  const bool is_clip = config.image_processor_type == kClip || config.image_processor_type == kLlavaNext;
+  const bool is_siglip = config.image_processor_type == kSiglip || is_onevision;
   if (!is_clip && !is_siglip) {
     throw Error(ErrorCode::Unsupported,
                 fmt::format("{}: image_processor_type '{}' is not supported by this pipeline "
-                            "(supported: {}, {})",
-                            source, config.image_processor_type, kClip, kSiglip));
+                            "(supported: {}, {}, {}, {})",
+                            source, config.image_processor_type, kClip, kSiglip, kLlavaNext, kLlavaOnevision));
   }
+  // LLaVA-OneVision: SigLIP's geometry, CLIP's normalization by default.
+  const bool clip_statistics = is_clip || is_onevision;
+  const int default_size = is_onevision ? 384 : 224;
 
   // Defaults are each processor's constructor defaults in transformers.
   config.do_resize = read_bool(root, "do_resize", true, source);
-  config.do_center_crop = read_bool(root, "do_center_crop", is_clip, source);
+  // LlavaOnevisionImageProcessor has no crop step, whatever its file says.
+  config.do_center_crop = !is_onevision && read_bool(root, "do_center_crop", is_clip, source);
   config.do_rescale = read_bool(root, "do_rescale", true, source);
   config.do_normalize = read_bool(root, "do_normalize", true, source);
-  config.do_convert_rgb = read_bool(root, "do_convert_rgb", is_clip, source);
-  config.image_mean = read_channels(root, "image_mean", is_clip ? kOpenAiClipMean : std::array<double, 3>{0.5, 0.5, 0.5}, source);
-  config.image_std = read_channels(root, "image_std", is_clip ? kOpenAiClipStd : std::array<double, 3>{0.5, 0.5, 0.5}, source);
+  config.do_convert_rgb = read_bool(root, "do_convert_rgb", clip_statistics, source);
+  config.image_mean =
+      read_channels(root, "image_mean", clip_statistics ? kOpenAiClipMean : std::array<double, 3>{0.5, 0.5, 0.5}, source);
+  config.image_std =
+      read_channels(root, "image_std", clip_statistics ? kOpenAiClipStd : std::array<double, 3>{0.5, 0.5, 0.5}, source);
   for (double s : config.image_std) {
     if (!(std::isfinite(s) && s != 0.0)) bad_value(source, "image_std", "must be finite and non-zero");
   }
@@ -137,8 +149,8 @@ ImageProcessorConfig ImageProcessorConfig::from_json(const std::string& json_tex
   // means shortest_edge for CLIP (HF get_size_dict with default_to_square=False).
   const Json* size = find(root, "size");
   if (size == nullptr) {
-    if (is_clip) config.shortest_edge = 224;
-    else config.size_height = config.size_width = 224;
+    if (is_clip) config.shortest_edge = default_size;
+    else config.size_height = config.size_width = default_size;
   } else if (size->is_number_integer() && is_clip) {
     config.shortest_edge = read_positive_int(*size, "size", source);
   } else if (size->is_object() && size->size() == 1 && size->contains("shortest_edge") && is_clip) {

@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "models/clip_encoder.hpp"
+#include "models/vision/vit.hpp"
 #include "runtime/weights.hpp"
 
 namespace imgjudge::models::clip {
@@ -21,12 +22,8 @@ struct Config {
     std::int64_t max_position_embeddings = 77;
     std::int64_t eos_token_id = 49407;  ///< 2 in the original openai configs: pool at argmax(ids)
   } text;
-  struct Vision {
-    EncoderConfig encoder{768, 3072, 12, 12, "quick_gelu", 1e-5};
-    std::int64_t num_channels = 3;
-    std::int64_t image_size = 224;
-    std::int64_t patch_size = 32;
-  } vision;
+  /// CLIPVisionConfig defaults.
+  VitConfig vision{EncoderConfig{768, 3072, 12, 12, "quick_gelu", 1e-5}, 3, 224, 32};
   std::int64_t projection_dim = 512;
 };
 
@@ -66,10 +63,7 @@ class ClipModel {
   at::Tensor token_embedding_, text_position_embedding_;
   ClipEncoder text_encoder_;
   LayerNorm final_layer_norm_;
-  // vision_model.*
-  at::Tensor class_embedding_, patch_embedding_, vision_position_embedding_;
-  LayerNorm pre_layernorm_, post_layernorm_;
-  ClipEncoder vision_encoder_;
+  ClipVisionTower vision_;  // vision_model.*
   at::Tensor text_projection_, visual_projection_, logit_scale_;
 };
 

@@ -64,9 +64,13 @@ at::Tensor ClipEncoder::self_attention(const Layer& layer, const at::Tensor& x, 
   return nn::linear(context, layer.out_weight, layer.out_bias);
 }
 
-at::Tensor ClipEncoder::forward(at::Tensor x, const at::Tensor& additive_mask,
-                                std::vector<at::Tensor>* hidden_states) const {
-  for (const Layer& layer : layers_) {
+at::Tensor ClipEncoder::forward(at::Tensor x, const at::Tensor& additive_mask, std::vector<at::Tensor>* hidden_states,
+                                std::int64_t layers, const CallContext* call) const {
+  const auto count = layers < 0 ? static_cast<std::int64_t>(layers_.size())
+                                : std::min<std::int64_t>(layers, static_cast<std::int64_t>(layers_.size()));
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (call != nullptr) call->check();
+    const Layer& layer = layers_[static_cast<std::size_t>(i)];
     if (hidden_states != nullptr) hidden_states->push_back(x);
     x = x + self_attention(layer, layer.layer_norm1(x), additive_mask);
     x = x + layer.mlp(layer.layer_norm2(x));

@@ -10,6 +10,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "imgjudge/backend.hpp"
 #include "runtime/nn.hpp"
 #include "runtime/weights.hpp"
 
@@ -50,9 +51,13 @@ class ClipEncoder {
   ClipEncoder(const EncoderConfig& config, const runtime::WeightStore& scope);
 
   /// x [B, L, D]; `additive_mask` broadcastable to [B, H, L, L] or undefined.
-  /// When `hidden_states` is given it receives L+1 tensors: the input of each
-  /// layer, then the encoder output (HF output_hidden_states).
-  at::Tensor forward(at::Tensor x, const at::Tensor& additive_mask, std::vector<at::Tensor>* hidden_states) const;
+  /// When `hidden_states` is given it receives the input of each layer run,
+  /// then the last output (HF output_hidden_states). `layers` >= 0 runs only
+  /// the first `layers` layers (a VLM reading an earlier layer's output).
+  /// `call` is checked between layers.
+  at::Tensor forward(at::Tensor x, const at::Tensor& additive_mask, std::vector<at::Tensor>* hidden_states,
+                     std::int64_t layers = -1, const CallContext* call = nullptr) const;
+  std::int64_t num_layers() const { return static_cast<std::int64_t>(layers_.size()); }
 
  private:
   struct Layer {

@@ -16,8 +16,8 @@
 namespace imgjudge::models {
 namespace {
 
-std::int64_t positive(const runtime::HfConfig& config, const char* key) {
-  const std::int64_t value = config.get_int(key);
+std::int64_t positive(const runtime::HfConfig& config, const char* key, std::int64_t fallback) {
+  const std::int64_t value = config.get_int(key, fallback);
   if (value <= 0) {
     throw Error(ErrorCode::InvalidModel,
                 fmt::format("{}: '{}' must be a positive integer, found {}", config.file(), config.qualified(key), value));
@@ -49,9 +49,9 @@ at::Tensor llama3_inv_freq(const at::Tensor& inv_freq, const RopeConfig& rope) {
 }  // namespace
 
 RopeConfig RopeConfig::from_config(const runtime::HfConfig& config, std::int64_t head_dim,
-                                   std::int64_t max_position_embeddings) {
+                                   std::int64_t max_position_embeddings, double default_theta) {
   RopeConfig rope;
-  rope.theta = config.get_double("rope_theta", 10000.0);
+  rope.theta = config.get_double("rope_theta", default_theta);
   if (!(rope.theta > 0) || !std::isfinite(rope.theta)) {
     throw Error(ErrorCode::InvalidModel,
                 fmt::format("{}: '{}' must be a positive number", config.file(), config.qualified("rope_theta")));
@@ -113,16 +113,16 @@ RopeConfig RopeConfig::from_config(const runtime::HfConfig& config, std::int64_t
   return rope;
 }
 
-DecoderConfig DecoderConfig::from_config(const runtime::HfConfig& config, bool default_tie_word_embeddings) {
+DecoderConfig DecoderConfig::from_config(const runtime::HfConfig& config, const DecoderDefaults& defaults) {
   DecoderConfig c;
-  c.vocab_size = positive(config, "vocab_size");
-  c.hidden_size = positive(config, "hidden_size");
-  c.intermediate_size = positive(config, "intermediate_size");
-  c.num_layers = positive(config, "num_hidden_layers");
-  c.num_heads = positive(config, "num_attention_heads");
-  c.num_kv_heads = config.has("num_key_value_heads") ? positive(config, "num_key_value_heads") : c.num_heads;
+  c.vocab_size = positive(config, "vocab_size", defaults.vocab_size);
+  c.hidden_size = positive(config, "hidden_size", defaults.hidden_size);
+  c.intermediate_size = positive(config, "intermediate_size", defaults.intermediate_size);
+  c.num_layers = positive(config, "num_hidden_layers", defaults.num_layers);
+  c.num_heads = positive(config, "num_attention_heads", defaults.num_heads);
+  c.num_kv_heads = positive(config, "num_key_value_heads", defaults.num_kv_heads > 0 ? defaults.num_kv_heads : c.num_heads);
   if (config.has("head_dim")) {
-    c.head_dim = positive(config, "head_dim");
+    c.head_dim = positive(config, "head_dim", 0);
   } else if (c.hidden_size % c.num_heads != 0) {
     throw Error(ErrorCode::InvalidModel, fmt::format("{}: hidden_size {} is not a multiple of num_attention_heads {}",
                                                      config.file(), c.hidden_size, c.num_heads));
@@ -134,19 +134,26 @@ DecoderConfig DecoderConfig::from_config(const runtime::HfConfig& config, bool d
                 fmt::format("{}: num_attention_heads {} must be a multiple of num_key_value_heads {} and head_dim {} even",
                             config.file(), c.num_heads, c.num_kv_heads, c.head_dim));
   }
-  c.rms_norm_eps = config.get_double("rms_norm_eps", 1e-6);
+  c.rms_norm_eps = config.get_double("rms_norm_eps", defaults.rms_norm_eps);
   if (!(c.rms_norm_eps >= 0) || !std::isfinite(c.rms_norm_eps)) {
     throw Error(ErrorCode::InvalidModel, fmt::format("{}: rms_norm_eps must be a non-negative number", config.file()));
   }
   c.hidden_act = config.get_string("hidden_act", "silu");
   runtime::nn::activation(c.hidden_act);  // Error(Unsupported) now rather than at the first image
-  c.tie_word_embeddings = config.get_bool("tie_word_embeddings", default_tie_word_embeddings);
-  c.rope = RopeConfig::from_config(config, c.head_dim, config.get_int("max_position_embeddings", 32768));
+  c.tie_word_embeddings = config.get_bool("tie_word_embeddings", defaults.tie_word_embeddings);
+  c.rope = RopeConfig::from_config(config, c.head_dim,
+                                   config.get_int("max_position_embeddings", defaults.max_position_embeddings),
+                                   defaults.rope_theta);
   // Qwen2 / Mistral sliding windows: Qwen2 applies one from layer
   // max_window_layers on when use_sliding_window is set; Mistral to every
-  // layer when sliding_window is set (no use_sliding_window key).
-  if (config.has("sliding_window") && config.get_bool("use_sliding_window", !config.has("max_window_layers"))) {
-    const std::int64_t window = positive(config, "sliding_window");
+  // layer unless sliding_window is null (its class default is 4096).
+  std::int64_t window = 0;
+  if (config.has("sliding_window")) {
+    window = positive(config, "sliding_window", 0);
+  } else if (!config.is_null("sliding_window")) {
+    window = defaults.sliding_window;
+  }
+  if (window > 0 && config.get_bool("use_sliding_window", !config.has("max_window_layers"))) {
     const std::int64_t first = config.get_int("max_window_layers", 0);
     c.sliding_window.assign(static_cast<std::size_t>(c.num_layers), 0);
     for (std::int64_t i = std::max<std::int64_t>(first, 0); i < c.num_layers; ++i) {

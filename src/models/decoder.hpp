@@ -59,7 +59,25 @@ struct RopeConfig {
   /// the M-RoPE sections. Error(Unsupported) for scalings not implemented
   /// (yarn, longrope: they change every logit, so they are never ignored).
   static RopeConfig from_config(const runtime::HfConfig& config, std::int64_t head_dim,
-                                std::int64_t max_position_embeddings);
+                                std::int64_t max_position_embeddings, double default_theta);
+};
+
+/// A text model class's defaults: transformers' config classes, and so
+/// save_pretrained, leave out every value equal to them (a LLaVA config's
+/// text_config often holds only vocab_size and max_position_embeddings).
+struct DecoderDefaults {
+  std::int64_t vocab_size = 32000;
+  std::int64_t hidden_size = 4096;
+  std::int64_t intermediate_size = 11008;
+  std::int64_t num_layers = 32;
+  std::int64_t num_heads = 32;
+  std::int64_t num_kv_heads = 0;  ///< 0: num_attention_heads
+  std::int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = false;
+  /// Mistral's sliding window when the key is absent (an explicit null means none); 0 = none.
+  std::int64_t sliding_window = 0;
 };
 
 struct DecoderConfig {
@@ -82,9 +100,10 @@ struct DecoderConfig {
   /// (vocab_size, hidden_size, intermediate_size, num_hidden_layers,
   /// num_attention_heads, num_key_value_heads, head_dim, rms_norm_eps,
   /// hidden_act, tie_word_embeddings, rope_theta, rope_scaling, sliding
-  /// windows) and checks them (Error(InvalidModel) naming the file and key).
-  /// `config` is the text config (see HfConfig::section_with_fallback).
-  static DecoderConfig from_config(const runtime::HfConfig& config, bool default_tie_word_embeddings);
+  /// windows), absent keys taking the text model class's `defaults`, and
+  /// checks them (Error(InvalidModel) naming the file and key). `config` is
+  /// the text config (see HfConfig::section_with_fallback).
+  static DecoderConfig from_config(const runtime::HfConfig& config, const DecoderDefaults& defaults);
 };
 
 /// Keys and values of a run of positions: per layer [B, kv_heads, S, head_dim].

@@ -5,7 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "imgjudge/error.hpp"
+#include <ATen/ATen.h>
+
 #include "models/clip.hpp"
+#include "models/llama.hpp"
+#include "models/llava.hpp"
+#include "models/qwen2.hpp"
 #include "models/qwen2_vl.hpp"
 #include "models/relevance.hpp"
 #include "models/siglip.hpp"
@@ -42,6 +47,9 @@ std::vector<runtime::ParamSpec> siglip_parameters(const runtime::HfConfig& c) {
 std::shared_ptr<const MultimodalLM> load_qwen_vl(const std::string& dir, const LoadOptions& options) {
   return QwenVLModel::load(dir, options);
 }
+std::shared_ptr<const MultimodalLM> load_llava(const std::string& dir, const LoadOptions& options) {
+  return LlavaModel::load(dir, options);
+}
 
 Family vision_language(const char* type, const char* architecture,
                        std::shared_ptr<const MultimodalLM> (*load)(const std::string&, const LoadOptions&),
@@ -51,6 +59,38 @@ Family vision_language(const char* type, const char* architecture,
   f.load_lm = load;
   f.parameters = parameters;
   f.processor_config = processor;
+  return f;
+}
+
+std::unique_ptr<const Decoder> qwen2_decoder(const runtime::HfConfig& text, const runtime::WeightStore& transformer,
+                                             const runtime::WeightStore& root, const std::string& lm_head) {
+  return load_qwen2_decoder(qwen2_decoder_config(text), transformer, root, lm_head);
+}
+std::unique_ptr<const Decoder> llama_decoder(const runtime::HfConfig& text, const runtime::WeightStore& transformer,
+                                             const runtime::WeightStore& root, const std::string& lm_head) {
+  return load_llama_decoder(llama_decoder_config(text), text, transformer, root, lm_head);
+}
+std::unique_ptr<const Decoder> mistral_decoder(const runtime::HfConfig& text, const runtime::WeightStore& transformer,
+                                               const runtime::WeightStore& root, const std::string& lm_head) {
+  return load_llama_decoder(mistral_decoder_config(text), text, transformer, root, lm_head);
+}
+
+// What a text family binds: its decoder on a recorder.
+template <std::unique_ptr<const Decoder> (*Load)(const runtime::HfConfig&, const runtime::WeightStore&,
+                                                 const runtime::WeightStore&, const std::string&)>
+std::vector<runtime::ParamSpec> text_parameters(const runtime::HfConfig& config) {
+  auto recorder = runtime::WeightStore::recorder(at::kFloat);
+  Load(config, recorder.scope("model"), recorder, "lm_head.weight");
+  return recorder.recorded();
+}
+
+template <std::unique_ptr<const Decoder> (*Load)(const runtime::HfConfig&, const runtime::WeightStore&,
+                                                 const runtime::WeightStore&, const std::string&)>
+Family text(const char* type, const char* architecture) {
+  Family f{type, FamilyRole::Text, architecture};
+  f.load_lm = load_text_lm;
+  f.load_decoder = Load;
+  f.parameters = text_parameters<Load>;
   return f;
 }
 
@@ -84,6 +124,15 @@ const std::vector<Family>& families() {
                       qwen_vl_processor_config),
       vision_language("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", load_qwen_vl, qwen_vl_parameter_specs,
                       qwen_vl_processor_config),
+      vision_language("llava", "LlavaForConditionalGeneration", load_llava, llava_parameter_specs,
+                      llava_processor_config),
+      vision_language("llava_next", "LlavaNextForConditionalGeneration", load_llava, llava_parameter_specs,
+                      llava_processor_config),
+      vision_language("llava_onevision", "LlavaOnevisionForConditionalGeneration", load_llava, llava_parameter_specs,
+                      llava_processor_config),
+      text<qwen2_decoder>("qwen2", "Qwen2ForCausalLM"),
+      text<llama_decoder>("llama", "LlamaForCausalLM"),
+      text<mistral_decoder>("mistral", "MistralForCausalLM"),
       relevance("clip", "CLIPModel", load_clip_relevance_model, clip_parameters, clip_processor_config),
       relevance("siglip", "SiglipModel", load_siglip_relevance_model, siglip_parameters, siglip_processor_config),
   };
@@ -122,6 +171,13 @@ const Family& require_family(const std::string& model_type, FamilyRole role, con
                             model_type, family_role_name(role), fmt::join(supported, ", ")));
   }
   return *family;
+}
+
+std::unique_ptr<const Decoder> load_text_decoder(const runtime::HfConfig& text, const runtime::WeightStore& transformer,
+                                                 const runtime::WeightStore& root, const std::string& lm_head,
+                                                 const std::string& where) {
+  const Family& family = require_family(text.get_string("model_type"), FamilyRole::Text, where + " (text_config)");
+  return family.load_decoder(text, transformer, root, lm_head);
 }
 
 std::string read_model_type(const std::string& dir) {

@@ -40,6 +40,11 @@ struct Family {
   std::shared_ptr<const MultimodalLM> (*load_lm)(const std::string& dir, const LoadOptions& options) = nullptr;
   std::shared_ptr<const RelevanceModel> (*load_relevance)(const std::string& dir, const LoadOptions& options) = nullptr;
   std::shared_ptr<const Locator> (*load_locator)(const std::string& dir, const LoadOptions& options) = nullptr;
+  /// Text families: the decoder of a text config whose transformer is scoped
+  /// at `transformer` and whose LM head is `lm_head` in `root` (also how
+  /// vision-language families load their language model).
+  std::unique_ptr<const Decoder> (*load_decoder)(const runtime::HfConfig& text, const runtime::WeightStore& transformer,
+                                                 const runtime::WeightStore& root, const std::string& lm_head) = nullptr;
   /// Every parameter the loader binds for a config.json (random-model folders).
   std::vector<runtime::ParamSpec> (*parameters)(const runtime::HfConfig& config) = nullptr;
   /// The preprocessor_config.json the family's published checkpoints ship for
@@ -56,6 +61,12 @@ const Family* find_family(const std::string& model_type);
 /// The family of `model_type` in `role`. Error(Unsupported) naming the folder
 /// (`where`) and the model_types this build supports in that role otherwise.
 const Family& require_family(const std::string& model_type, FamilyRole role, const std::string& where);
+
+/// The language model of a text config: its model_type's Text family.
+/// Error(Unsupported) naming `where` for a type without one.
+std::unique_ptr<const Decoder> load_text_decoder(const runtime::HfConfig& text, const runtime::WeightStore& transformer,
+                                                 const runtime::WeightStore& root, const std::string& lm_head,
+                                                 const std::string& where);
 
 /// model_types of `role`, in table order.
 std::vector<std::string> family_names(FamilyRole role);

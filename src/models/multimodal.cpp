@@ -2,9 +2,16 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "imgjudge/error.hpp"
+#include "models/families.hpp"
+#include "runtime/config.hpp"
+#include "runtime/safetensors.hpp"
+#include "runtime/weights.hpp"
+#include "util/files.hpp"
 
 namespace imgjudge::models {
 
@@ -154,6 +161,48 @@ at::Tensor MultimodalLM::embed(const std::vector<std::int64_t>& ids, const std::
   }
   if (features == 0) return embeds;
   return embeds.masked_scatter(is_image.expand_as(embeds), at::cat(rows).to(embeds.scalar_type()));
+}
+
+std::vector<std::int32_t> turn_end_token_ids(const tokenizer::Tokenizer& tokenizer, const std::string& model_dir) {
+  std::vector<std::int32_t> ids;
+  const auto add = [&](std::int64_t id) {
+    if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(static_cast<std::int32_t>(id));
+  };
+  if (auto eos = tokenizer.eos_id()) add(*eos);
+  for (const char* file : {"config.json", "generation_config.json"}) {
+    const std::string path = util::join_path(model_dir, file);
+    if (!util::file_exists(path)) continue;
+    const runtime::HfConfig config = runtime::HfConfig::load(path);
+    for (const runtime::HfConfig& scope : {config, config.section("text_config")}) {
+      if (!scope.has("eos_token_id")) continue;
+      for (double id : scope.json().at("eos_token_id").is_array() ? scope.get_doubles("eos_token_id", {})
+                                                                  : std::vector<double>{double(scope.get_int("eos_token_id"))}) {
+        add(static_cast<std::int64_t>(id));
+      }
+    }
+  }
+  for (const char* name : {"<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"}) {
+    if (auto id = tokenizer.token_to_id(name)) add(*id);
+  }
+  return ids;
+}
+
+std::shared_ptr<const MultimodalLM> load_text_lm(const std::string& dir, const LoadOptions& options) {
+  const runtime::HfConfig config = runtime::HfConfig::load(util::join_path(dir, "config.json"));
+  const std::string model_type = config.get_string("model_type");
+  const Family& family = require_family(model_type, FamilyRole::Text, dir);
+  const runtime::WeightStore weights(runtime::SafetensorsCheckpoint::open_folder(dir), options.target.dtype,
+                                     options.target.device, options.target.linear_format);
+  MultimodalLM::Parts parts;
+  parts.model_type = model_type;
+  parts.model_dir = dir;
+  parts.decoder = family.load_decoder(config, weights.scope("model"), weights, "lm_head.weight");
+  if (options.with_processors) {
+    parts.tokenizer = tokenizer::Tokenizer::load(dir);
+    parts.chat = tokenizer::ChatTemplate::for_folder(dir, std::nullopt);
+    parts.stop_token_ids = turn_end_token_ids(*parts.tokenizer, dir);
+  }
+  return std::make_shared<const MultimodalLM>(std::move(parts));
 }
 
 }  // namespace imgjudge::models

@@ -120,4 +120,14 @@ class MultimodalLM {
   Parts parts_;
 };
 
+/// The ids that end an assistant turn for a folder's tokenizer: its EOS, the
+/// eos_token_id(s) of config.json and generation_config.json, and the chat
+/// turn terminators it has (<|im_end|>, <|eot_id|>, <|end|>, <|endoftext|>).
+std::vector<std::int32_t> turn_end_token_ids(const tokenizer::Tokenizer& tokenizer, const std::string& model_dir);
+
+/// A text-only language model of any Text family in the family table (its
+/// chat template must be in the folder): generation and scoring without
+/// images, for the constitution tools.
+std::shared_ptr<const MultimodalLM> load_text_lm(const std::string& dir, const LoadOptions& options);
+
 }  // namespace imgjudge::models

@@ -6,7 +6,12 @@
 namespace imgjudge::models {
 
 DecoderConfig qwen2_decoder_config(const runtime::HfConfig& text) {
-  return DecoderConfig::from_config(text, /*default_tie_word_embeddings=*/false);
+  // Qwen2Config's defaults (configuration_qwen2.py).
+  DecoderDefaults defaults;
+  defaults.vocab_size = 151936;
+  defaults.intermediate_size = 22016;
+  defaults.max_position_embeddings = 32768;
+  return DecoderConfig::from_config(text, defaults);
 }
 
 std::unique_ptr<const Decoder> load_qwen2_decoder(const DecoderConfig& config, const runtime::WeightStore& transformer,

@@ -221,7 +221,18 @@ QwenVLConfig QwenVLConfig::from_config(const runtime::HfConfig& config) {
     throw Error(ErrorCode::Unsupported,
                 fmt::format("{}: model_type \"{}\" is not Qwen2-VL or Qwen2.5-VL", config.file(), type));
   }
-  c.text = qwen2_decoder_config(config.section_with_fallback("text_config"));
+  // Qwen2VLConfig / Qwen2_5_VLConfig defaults (the 72B's widths) for keys a config leaves out.
+  DecoderDefaults text_defaults;
+  text_defaults.vocab_size = 152064;
+  text_defaults.hidden_size = 8192;
+  text_defaults.intermediate_size = 29568;
+  text_defaults.num_layers = 80;
+  text_defaults.num_heads = 64;
+  text_defaults.num_kv_heads = 8;
+  text_defaults.max_position_embeddings = 32768;
+  text_defaults.rms_norm_eps = 1e-5;
+  text_defaults.rope_theta = 1000000.0;
+  c.text = DecoderConfig::from_config(config.section_with_fallback("text_config"), text_defaults);
   // Token ids: top level in every published config (text_config in some newer ones).
   const runtime::HfConfig text = config.section("text_config");
   auto token = [&](const char* key, std::int64_t fallback) {

@@ -11,6 +11,7 @@
 
 #include "models/clip.hpp"  // TowerOutput
 #include "models/clip_encoder.hpp"
+#include "models/vision/vit.hpp"
 #include "runtime/weights.hpp"
 
 namespace imgjudge::models::siglip {
@@ -25,11 +26,9 @@ struct Config {
     std::int64_t max_position_embeddings = 64;
     std::int64_t projection_size = 768;  ///< HF default: hidden_size
   } text;
-  struct Vision {
-    EncoderConfig encoder{768, 3072, 12, 12, "gelu_pytorch_tanh", 1e-6};
-    std::int64_t num_channels = 3;
-    std::int64_t image_size = 224;
-    std::int64_t patch_size = 16;
+  /// SiglipVisionConfig defaults.
+  struct Vision : VitConfig {
+    Vision() : VitConfig{EncoderConfig{768, 3072, 12, 12, "gelu_pytorch_tanh", 1e-6}, 3, 224, 16} {}
     bool use_head = true;  ///< vision_use_head
   } vision;
 };
@@ -56,10 +55,6 @@ class SiglipModel {
   at::Device device() const noexcept { return device_; }
 
  private:
-  /// vision_model.head: probe [1, 1, D] attends over the patches (nn.MultiheadAttention
-  /// with packed in_proj), then x + mlp(layernorm(x)); returns [B, D].
-  at::Tensor attention_pool(const at::Tensor& patches) const;
-
   Config config_;
   at::ScalarType dtype_;
   at::Device device_;
@@ -67,14 +62,7 @@ class SiglipModel {
   ClipEncoder text_encoder_;
   LayerNorm final_layer_norm_;
   at::Tensor text_head_weight_, text_head_bias_;
-  at::Tensor patch_weight_, patch_bias_, vision_position_embedding_;
-  ClipEncoder vision_encoder_;
-  LayerNorm post_layernorm_;
-  struct PoolingHead {
-    at::Tensor probe, in_proj_weight, in_proj_bias, out_weight, out_bias;
-    std::optional<LayerNorm> layernorm;
-    std::optional<Mlp> mlp;
-  } head_;
+  SiglipVisionTower vision_;  // vision_model.*
   at::Tensor logit_scale_, logit_bias_;
 };
 

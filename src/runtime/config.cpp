@@ -35,6 +35,12 @@ const HfConfig* HfConfig::holder(const std::string& key) const {
 
 bool HfConfig::has(const std::string& key) const { return holder(key) != nullptr; }
 
+bool HfConfig::is_null(const std::string& key) const {
+  auto it = json_.find(key);
+  if (it != json_.end()) return it->is_null();
+  return fallback_ ? fallback_->is_null(key) : false;
+}
+
 HfConfig HfConfig::section(const std::string& key) const {
   const HfConfig* from = holder(key);
   if (from == nullptr) return HfConfig(nlohmann::json::object(), file_, prefix_ + key + ".");

@@ -29,6 +29,7 @@ class HfConfig {
   HfConfig(nlohmann::json json, std::string file, std::string key_prefix = "");
 
   bool has(const std::string& key) const;  ///< Present and not null.
+  bool is_null(const std::string& key) const;  ///< Present with the value null.
   /// Nested object `key` (e.g. "text_config"); an empty section when absent.
   HfConfig section(const std::string& key) const;
   /// Nested object `key` whose absent keys are looked up here: a VL config's

@@ -9,6 +9,7 @@
 
 #include "imgjudge/error.hpp"
 #include "models/attention.hpp"
+#include "models/llama.hpp"
 #include "models/qwen2.hpp"
 #include "qwen_fixture.hpp"
 #include "runtime/config.hpp"
@@ -87,10 +88,35 @@ TEST_CASE("decoder config reads flat and text_config-nested layouts", "[parity][
   yarn["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   CHECK_THROWS_WITH(imgjudge::models::qwen2_decoder_config(HfConfig(yarn, "yarn.json")),
                     Catch::Contains("rope_scaling type \"yarn\" is not supported"));
-  auto missing = flat.json();
-  missing.erase("hidden_size");
-  CHECK_THROWS_WITH(imgjudge::models::qwen2_decoder_config(HfConfig(missing, "missing.json")),
-                    Catch::Contains("missing.json: missing key 'hidden_size'"));
+  // save_pretrained leaves out values equal to the class defaults: absent keys
+  // take the family's defaults (Qwen2Config: 4096 wide), wrong types are errors.
+  auto sparse = flat.json();
+  sparse.erase("hidden_size");
+  sparse.erase("num_attention_heads");
+  CHECK(imgjudge::models::qwen2_decoder_config(HfConfig(sparse, "sparse.json")).hidden_size == 4096);
+  CHECK(imgjudge::models::qwen2_decoder_config(HfConfig(sparse, "sparse.json")).head_dim == 128);
+  sparse["hidden_size"] = "wide";
+  CHECK_THROWS_WITH(imgjudge::models::qwen2_decoder_config(HfConfig(sparse, "sparse.json")),
+                    Catch::Contains("sparse.json: key 'hidden_size': expected an integer"));
+  // A llava-1.5 text_config as published: Llama's defaults for the rest.
+  const auto vicuna = imgjudge::models::llama_decoder_config(HfConfig(
+      nlohmann::json::parse(R"({"model_type": "llama", "vocab_size": 32064, "max_position_embeddings": 4096,
+                                "rms_norm_eps": 1e-05})"),
+      "llava-1.5-7b/config.json"));
+  CHECK(vicuna.hidden_size == 4096);
+  CHECK(vicuna.intermediate_size == 11008);
+  CHECK(vicuna.num_layers == 32);
+  CHECK(vicuna.num_kv_heads == 32);
+  CHECK(vicuna.vocab_size == 32064);
+  CHECK_FALSE(vicuna.tie_word_embeddings);
+  // Mistral: a 4096-token window unless the config says null.
+  const auto mistral = imgjudge::models::mistral_decoder_config(
+      HfConfig(nlohmann::json::parse(R"({"num_hidden_layers": 2})"), "m.json"));
+  CHECK(mistral.sliding_window == std::vector<std::int64_t>{4096, 4096});
+  CHECK(mistral.num_kv_heads == 8);
+  CHECK(imgjudge::models::mistral_decoder_config(
+            HfConfig(nlohmann::json::parse(R"({"num_hidden_layers": 2, "sliding_window": null})"), "m.json"))
+            .sliding_window.empty());
   // Qwen2: a window only where use_sliding_window says so, from max_window_layers on.
   auto windowed = flat.json();
   windowed["num_hidden_layers"] = 3;

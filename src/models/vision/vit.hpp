@@ -1,0 +1,97 @@
+// The ViT vision towers of CLIP and SigLIP (CLIPVisionTransformer,
+// SiglipVisionTransformer), bound by their HF names under a scope
+// ("vision_model" in a dual encoder, "vision_tower.vision_model" in LLaVA),
+// without the text half: used by the relevance dual encoders and as the
+// vision tower of vision-language models.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "imgjudge/backend.hpp"
+#include "models/clip_encoder.hpp"
+#include "runtime/weights.hpp"
+
+namespace imgjudge::runtime {
+class HfConfig;
+}
+
+namespace imgjudge::models {
+
+struct VitConfig {
+  EncoderConfig encoder;
+  std::int64_t num_channels = 3;
+  std::int64_t image_size = 224;
+  std::int64_t patch_size = 32;
+  std::int64_t grid() const { return image_size / patch_size; }  ///< Patches per side.
+
+  /// The tower fields of a vision_config, absent keys from `defaults`
+  /// (Error(InvalidModel) for sizes that do not tile).
+  static VitConfig read(const runtime::HfConfig& vision, const VitConfig& defaults);
+};
+
+/// What a vision-language model needs of a tower.
+class VisionTower {
+ public:
+  virtual ~VisionTower() = default;
+  virtual const VitConfig& config() const = 0;
+  /// True when token 0 is a class token (CLIP), false for SigLIP.
+  virtual bool has_class_token() const = 0;
+  /// HF's hidden_states for pixel_values [B, C, S, S]: entry 0 the embeddings
+  /// (CLIP: after pre_layrnorm), entry k the output of layer k, each
+  /// [B, tokens, hidden]; only entries 0..`through` are computed.
+  virtual std::vector<at::Tensor> hidden_states(const at::Tensor& pixel_values, std::int64_t through,
+                                                const CallContext* call) const = 0;
+};
+
+/// CLIP: [class ; patches] + positions, pre_layrnorm, the encoder;
+/// post_layernorm on the class token gives the pooled output.
+class ClipVisionTower final : public VisionTower {
+ public:
+  ClipVisionTower(const VitConfig& config, const runtime::WeightStore& scope);
+  const VitConfig& config() const override { return config_; }
+  bool has_class_token() const override { return true; }
+  std::vector<at::Tensor> hidden_states(const at::Tensor& pixel_values, std::int64_t through,
+                                        const CallContext* call) const override;
+  /// post_layernorm (the pooled output's norm) of [..., hidden].
+  at::Tensor post_layernorm(const at::Tensor& x) const { return post_layernorm_(x); }
+
+ private:
+  VitConfig config_;
+  at::Tensor class_embedding_, patch_embedding_, position_embedding_;
+  LayerNorm pre_layernorm_, post_layernorm_;
+  ClipEncoder encoder_;
+};
+
+/// SigLIP: patches (conv with bias) + positions, the encoder; post_layernorm
+/// of the last state, and an optional attention-pooling head (vision_use_head).
+class SiglipVisionTower final : public VisionTower {
+ public:
+  SiglipVisionTower(const VitConfig& config, const runtime::WeightStore& scope, bool use_head);
+  const VitConfig& config() const override { return config_; }
+  bool has_class_token() const override { return false; }
+  std::vector<at::Tensor> hidden_states(const at::Tensor& pixel_values, std::int64_t through,
+                                        const CallContext* call) const override;
+  at::Tensor post_layernorm(const at::Tensor& x) const { return post_layernorm_(x); }
+  bool has_head() const { return head_.has_value(); }
+  /// The head: a learned probe attends over [B, N, D] (nn.MultiheadAttention
+  /// with packed in_proj), then x + mlp(layernorm(x)) -> [B, D].
+  at::Tensor attention_pool(const at::Tensor& patches) const;
+
+ private:
+  struct PoolingHead {
+    at::Tensor probe, in_proj_weight, in_proj_bias, out_weight, out_bias;
+    LayerNorm layernorm;
+    Mlp mlp;
+  };
+  VitConfig config_;
+  at::Tensor patch_weight_, patch_bias_, position_embedding_;
+  ClipEncoder encoder_;
+  LayerNorm post_layernorm_;
+  std::optional<PoolingHead> head_;
+};
+
+}  // namespace imgjudge::models
