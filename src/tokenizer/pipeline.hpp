@@ -36,32 +36,55 @@ struct NormalizerStep {
 
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
+/// When the Metaspace pre-tokenizer puts its replacement character in front
+/// of a piece that does not start with one.
+enum class PrependScheme {
+  Always,  ///< Every piece.
+  First,   ///< Only a piece that starts at byte 0 of the input (not text after an added token).
+  Never,
+};
+
 struct PreTokenizerStep {
   enum class Kind {
     Split,      ///< Regex split; `invert` makes the matches the kept pieces.
     PrefixSpace,  ///< " " before each piece that does not start with one.
     ByteLevel,    ///< Bytes -> GPT-2 printable characters.
+    /// SentencePiece-style spaces (Llama, Mistral): ' ' -> `replacement`,
+    /// prepend it per `prepend_scheme`, then, if `split_on_replacement`,
+    /// split before each replacement character (MergedWithNext).
+    Metaspace,
   };
   Kind kind;
   std::shared_ptr<const UnicodeRegex> pattern;
   SplitBehavior behavior = SplitBehavior::Isolated;
   bool invert = false;
+  std::string replacement = {};  ///< Metaspace: one character, usually "▁" (U+2581).
+  PrependScheme prepend_scheme = PrependScheme::Always;
+  bool split_on_replacement = true;
 };
 
 struct DecoderStep {
   enum class Kind {
     ByteLevel,    ///< Join all tokens, GPT-2 characters -> bytes -> UTF-8 (lossy).
-    Replace,      ///< In each token, literal `pattern` -> `content`.
+    Replace,      ///< In each token, literal `pattern` (or `regex` when set) -> `content`.
     BpeSuffix,    ///< Each token's `pattern` (e.g. "</w>") -> " ", "" on the last token.
     Strip,        ///< Remove up to `start`/`stop` copies of `content` at each token's ends.
     Fuse,         ///< Join all tokens into one.
     PythonStrip,  ///< Join, then Python str.strip().
+    /// Runs of `<0xNN>` tokens -> their bytes as UTF-8, or one U+FFFD per
+    /// byte when the run is not valid UTF-8 (the Rust decoder's rule).
+    ByteFallback,
+    /// Each `pattern` (the replacement character) -> " ", except in the first
+    /// token when `drop_replacement_in_first_token`, where it is removed.
+    Metaspace,
   };
   Kind kind;
   std::string pattern;
   std::string content;
   std::size_t start = 0;
   std::size_t stop = 0;
+  std::shared_ptr<const UnicodeRegex> regex = nullptr;
+  bool drop_replacement_in_first_token = false;
 };
 
 struct Tokenizer::Impl {
@@ -74,7 +97,12 @@ struct Tokenizer::Impl {
   std::vector<AddedToken> added_tokens;  ///< Ordered by id.
   std::unordered_map<std::string, std::size_t> added_by_content;
   std::unordered_map<std::int32_t, std::size_t> added_by_id;
-  /// Candidates per first byte, longest first; split 0 = raw text, 1 = normalized text.
+  /// What the text is searched for, per added token: its content, or for a
+  /// `normalized` token `normalizer`(content) as the Rust tokenizers match
+  /// it (e.g. "▁</s>" under the Llama-2 normalizer).
+  std::vector<std::string> added_match_texts;
+  /// Candidates per first byte of the match text, longest first; split 0 =
+  /// raw text, 1 = normalized text.
   std::array<std::array<std::vector<std::size_t>, 256>, 2> added_by_first_byte;
 
   std::vector<std::int32_t> prefix_ids;  ///< Post-processor: before the text's ids.
@@ -86,6 +114,9 @@ struct Tokenizer::Impl {
   std::unordered_set<std::int32_t> legacy_decode_ids;
   bool spaces_between_special_tokens = false;
   bool clean_up_tokenization_spaces = false;
+  /// tokenizer.json: decode() leaves out ids that are in neither the vocab nor
+  /// the added tokens, as the Rust tokenizers do (the slow classes fail).
+  bool decode_skips_unknown_ids = false;
 
   std::unordered_set<std::int32_t> special_ids;
   std::optional<std::int32_t> bos, eos, pad, unk;
@@ -94,6 +125,8 @@ struct Tokenizer::Impl {
   /// Registers an added token (or updates the flags of one with that id) and
   /// rebuilds nothing; call index_added_tokens() when done.
   void add_token(const AddedToken& token);
+  /// Rebuilds the lookup tables of the added tokens. Normalized tokens are
+  /// indexed by `normalizer`(content), so set the normalizer first.
   void index_added_tokens();
 };
 

@@ -3,6 +3,7 @@
 #include "tokenizer/tokenizer.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/core.h>
 
@@ -59,6 +60,19 @@ std::string bert_cleanup(std::string_view text) {
   return joined;
 }
 
+std::string replace_literal(std::string text, std::string_view pattern, std::string_view content) {
+  if (pattern.empty()) return text;
+  std::string out;
+  std::size_t last = 0;
+  for (std::size_t found = text.find(pattern); found != std::string::npos; found = text.find(pattern, last)) {
+    out.append(text, last, found - last);
+    out.append(content);
+    last = found + pattern.size();
+  }
+  out.append(text, last, std::string::npos);
+  return out;
+}
+
 std::string replace_all(std::string_view text, const UnicodeRegex& pattern, std::string_view content) {
   std::string out;
   std::size_t last = 0;
@@ -99,82 +113,146 @@ std::string normalize(const std::vector<NormalizerStep>& steps, std::string_view
 
 // ------------------------------------------------------------ pre-tokenizer
 
-void split_piece(const PreTokenizerStep& step, const std::string& piece, std::vector<std::string>& out) {
-  struct Segment {
-    std::size_t begin, end;
-    bool delimiter;
-  };
-  std::vector<Segment> segments;
-  std::size_t last = 0;
-  // With `invert` the matches are the content and the rest are delimiters.
-  for (const auto& [begin, end] : step.pattern->find_all(piece)) {
-    if (begin > last) segments.push_back({last, begin, step.invert});
-    segments.push_back({begin, end, !step.invert});
-    last = end;
-  }
-  if (last < piece.size()) segments.push_back({last, piece.size(), step.invert});
+/// A pre-tokenized piece of text. `at_input_start`: it begins at byte 0 of
+/// the input, which Metaspace's prepend_scheme "first" asks about.
+struct Piece {
+  std::string text;
+  bool at_input_start;
+};
 
-  const std::size_t first_out = out.size();
-  bool previous_was_delimiter = false;
-  std::string pending;  // MergedWithNext: delimiters waiting for the next piece.
-  for (const Segment& segment : segments) {
-    std::string text = piece.substr(segment.begin, segment.end - segment.begin);
-    switch (step.behavior) {
-      case SplitBehavior::Removed:
-        if (!segment.delimiter) out.push_back(std::move(text));
-        break;
-      case SplitBehavior::Isolated:
-        out.push_back(std::move(text));
-        break;
-      case SplitBehavior::MergedWithPrevious:
-        if (segment.delimiter && out.size() > first_out) {
-          out.back() += text;
+/// One run of a split: [begin, end) and whether the pattern matched there.
+struct Run {
+  std::size_t begin, end;
+  bool is_match;
+};
+
+// Which spans become pieces, as the Rust NormalizedString::split decides:
+// MergedWithPrevious / MergedWithNext glue a match only to a neighbouring
+// non-match, so of two adjacent matches one stands alone ("a--b" on '-'
+// MergedWithPrevious -> "a-", "-", "b"; "▁▁b" on '▁' MergedWithNext -> "▁",
+// "▁b"); Contiguous joins adjacent matches.
+std::vector<std::pair<std::size_t, std::size_t>> spans_by_behavior(const std::vector<Run>& runs,
+                                                                  SplitBehavior behavior) {
+  std::vector<std::pair<std::size_t, std::size_t>> spans;
+  bool previous_match = false;
+  switch (behavior) {
+    case SplitBehavior::Isolated:
+      for (const Run& run : runs) spans.emplace_back(run.begin, run.end);
+      break;
+    case SplitBehavior::Removed:
+      for (const Run& run : runs) {
+        if (!run.is_match) spans.emplace_back(run.begin, run.end);
+      }
+      break;
+    case SplitBehavior::Contiguous:
+      for (const Run& run : runs) {
+        if (run.is_match == previous_match && !spans.empty()) {
+          spans.back().second = run.end;
         } else {
-          out.push_back(std::move(text));
+          spans.emplace_back(run.begin, run.end);
         }
-        break;
-      case SplitBehavior::MergedWithNext:
-        if (segment.delimiter) {
-          pending += text;
+        previous_match = run.is_match;
+      }
+      break;
+    case SplitBehavior::MergedWithPrevious:
+      for (const Run& run : runs) {
+        if (run.is_match && !previous_match && !spans.empty()) {
+          spans.back().second = run.end;
         } else {
-          out.push_back(pending + text);
-          pending.clear();
+          spans.emplace_back(run.begin, run.end);
         }
-        break;
-      case SplitBehavior::Contiguous:
-        if (segment.delimiter && previous_was_delimiter && out.size() > first_out) {
-          out.back() += text;
+        previous_match = run.is_match;
+      }
+      break;
+    case SplitBehavior::MergedWithNext:
+      for (auto run = runs.rbegin(); run != runs.rend(); ++run) {
+        if (run->is_match && !previous_match && !spans.empty()) {
+          spans.back().first = run->begin;
         } else {
-          out.push_back(std::move(text));
+          spans.emplace_back(run->begin, run->end);
         }
-        break;
-    }
-    previous_was_delimiter = segment.delimiter;
+        previous_match = run->is_match;
+      }
+      std::reverse(spans.begin(), spans.end());
+      break;
   }
-  if (!pending.empty()) out.push_back(std::move(pending));
+  return spans;
 }
 
-std::vector<std::string> pre_tokenize(const std::vector<PreTokenizerStep>& steps, std::string text) {
-  std::vector<std::string> pieces;
-  pieces.push_back(std::move(text));
-  std::vector<std::string> next;
+// Cuts `piece` into the spans; only a span at byte 0 of a piece that starts
+// the input still starts it.
+void emit_spans(const Piece& piece, const std::vector<std::pair<std::size_t, std::size_t>>& spans,
+                std::vector<Piece>& out) {
+  for (const auto& [begin, end] : spans) {
+    out.push_back({piece.text.substr(begin, end - begin), piece.at_input_start && begin == 0});
+  }
+}
+
+void split_piece(const PreTokenizerStep& step, const Piece& piece, std::vector<Piece>& out) {
+  std::vector<Run> runs;
+  std::size_t last = 0;
+  // With `invert` the matches are the content and the rest are delimiters.
+  for (const auto& [begin, end] : step.pattern->find_all(piece.text)) {
+    if (begin > last) runs.push_back({last, begin, step.invert});
+    runs.push_back({begin, end, !step.invert});
+    last = end;
+  }
+  if (last < piece.text.size()) runs.push_back({last, piece.text.size(), step.invert});
+  emit_spans(piece, spans_by_behavior(runs, step.behavior), out);
+}
+
+// The Metaspace pre-tokenizer (Rust pre_tokenizers/metaspace.rs).
+void metaspace_piece(const PreTokenizerStep& step, const Piece& piece, std::vector<Piece>& out) {
+  const std::string& replacement = step.replacement;
+  Piece replaced{replace_literal(piece.text, " ", replacement), piece.at_input_start};
+  const bool starts_with_replacement = replaced.text.compare(0, replacement.size(), replacement) == 0;
+  const bool prepend = step.prepend_scheme == PrependScheme::Always ||
+                       (step.prepend_scheme == PrependScheme::First && piece.at_input_start);
+  if (prepend && !starts_with_replacement) replaced.text.insert(0, replacement);
+  if (!step.split_on_replacement) {
+    out.push_back(std::move(replaced));
+    return;
+  }
+  // Every replacement character is a match of its own; the text between
+  // two of them is one non-matching run.
+  std::vector<Run> runs;
+  std::size_t last = 0;
+  for (std::size_t found = replaced.text.find(replacement); found != std::string::npos;
+       found = replaced.text.find(replacement, last)) {
+    if (found > last) runs.push_back({last, found, false});
+    runs.push_back({found, found + replacement.size(), true});
+    last = found + replacement.size();
+  }
+  if (last < replaced.text.size()) runs.push_back({last, replaced.text.size(), false});
+  emit_spans(replaced, spans_by_behavior(runs, SplitBehavior::MergedWithNext), out);
+}
+
+std::vector<Piece> pre_tokenize(const std::vector<PreTokenizerStep>& steps, std::string text, bool at_input_start) {
+  std::vector<Piece> pieces;
+  pieces.push_back({std::move(text), at_input_start});
+  std::vector<Piece> next;
   for (const PreTokenizerStep& step : steps) {
     next.clear();
-    for (std::string& piece : pieces) {
-      if (piece.empty()) continue;
+    for (Piece& piece : pieces) {
+      // Empty pieces are dropped after every step, as PreTokenizedString::split does.
+      if (piece.text.empty()) continue;
       switch (step.kind) {
         case PreTokenizerStep::Kind::Split:
           split_piece(step, piece, next);
           break;
         case PreTokenizerStep::Kind::PrefixSpace:
-          next.push_back(piece.front() == ' ' ? std::move(piece) : " " + piece);
+          if (piece.text.front() != ' ') piece.text.insert(0, " ");
+          next.push_back(std::move(piece));
           break;
         case PreTokenizerStep::Kind::ByteLevel: {
           std::string mapped;
-          append_byte_level(piece, mapped);
-          next.push_back(std::move(mapped));
+          append_byte_level(piece.text, mapped);
+          next.push_back({std::move(mapped), piece.at_input_start});
           break;
         }
+        case PreTokenizerStep::Kind::Metaspace:
+          metaspace_piece(step, piece, next);
+          break;
       }
     }
     pieces.swap(next);
@@ -211,15 +289,18 @@ std::vector<Chunk> split_added_tokens(const Impl& impl, std::string_view text, i
   std::size_t text_start = 0;
   for (std::size_t pos = 0; pos < text.size();) {
     const AddedToken* found = nullptr;
+    std::size_t found_length = 0;
     for (const std::size_t index : candidates[static_cast<unsigned char>(text[pos])]) {
       const AddedToken& token = impl.added_tokens[index];
-      if (text.compare(pos, token.content.size(), token.content) != 0) continue;
+      const std::string& match_text = impl.added_match_texts[index];
+      if (text.compare(pos, match_text.size(), match_text) != 0) continue;
       if (token.single_word &&
           (word_char_before(text, pos) ||
-           (pos + token.content.size() < text.size() && is_word_char(text, pos + token.content.size())))) {
+           (pos + match_text.size() < text.size() && is_word_char(text, pos + match_text.size())))) {
         continue;
       }
       found = &token;
+      found_length = match_text.size();
       break;
     }
     if (!found) {
@@ -227,8 +308,8 @@ std::vector<Chunk> split_added_tokens(const Impl& impl, std::string_view text, i
       continue;
     }
     if (pos > text_start) chunks.push_back({text_start, pos, nullptr});
-    chunks.push_back({pos, pos + found->content.size(), found});
-    pos += found->content.size();
+    chunks.push_back({pos, pos + found_length, found});
+    pos += found_length;
     text_start = pos;
   }
   if (text_start < text.size()) chunks.push_back({text_start, text.size(), nullptr});
@@ -250,9 +331,9 @@ std::vector<Chunk> split_added_tokens(const Impl& impl, std::string_view text, i
   return chunks;
 }
 
-void encode_words(const Impl& impl, std::string text, std::vector<std::int32_t>& ids) {
-  for (const std::string& word : pre_tokenize(impl.pre_tokenizer, std::move(text))) {
-    impl.model->encode_word(word, ids);
+void encode_words(const Impl& impl, std::string text, bool at_input_start, std::vector<std::int32_t>& ids) {
+  for (const Piece& word : pre_tokenize(impl.pre_tokenizer, std::move(text), at_input_start)) {
+    impl.model->encode_word(word.text, ids);
   }
 }
 
@@ -268,15 +349,19 @@ std::vector<std::int32_t> encode_text(const Impl& impl, std::string_view input) 
       continue;
     }
     std::string normalized = normalize(impl.normalizer, std::string_view(text).substr(chunk.begin, chunk.end - chunk.begin));
+    // The fast pipeline has no `prepare` step, so chunk offsets are offsets
+    // in the input (what Metaspace's prepend_scheme "first" needs).
+    const bool chunk_at_input_start = chunk.begin == 0;
     if (!has_normalized_tokens) {
-      encode_words(impl, std::move(normalized), ids);
+      encode_words(impl, std::move(normalized), chunk_at_input_start, ids);
       continue;
     }
     for (const Chunk& inner : split_added_tokens(impl, normalized, 1)) {
       if (inner.added) {
         ids.push_back(inner.added->id);
       } else {
-        encode_words(impl, normalized.substr(inner.begin, inner.end - inner.begin), ids);
+        encode_words(impl, normalized.substr(inner.begin, inner.end - inner.begin),
+                     chunk_at_input_start && inner.begin == 0, ids);
       }
     }
   }
@@ -284,19 +369,6 @@ std::vector<std::int32_t> encode_text(const Impl& impl, std::string_view input) 
 }
 
 // ------------------------------------------------------------------ decoding
-
-std::string replace_literal(std::string text, std::string_view pattern, std::string_view content) {
-  if (pattern.empty()) return text;
-  std::string out;
-  std::size_t last = 0;
-  for (std::size_t found = text.find(pattern); found != std::string::npos; found = text.find(pattern, last)) {
-    out.append(text, last, found - last);
-    out.append(content);
-    last = found + pattern.size();
-  }
-  out.append(text, last, std::string::npos);
-  return out;
-}
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator) {
   std::string out;
@@ -307,7 +379,66 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
   return out;
 }
 
+// The byte of a `<0xNN>` token, as the Rust ByteFallback decoder reads it:
+// exactly 6 bytes, "<0x" ... ">", and u8::from_str_radix(NN, 16), which
+// accepts either case and also a '+' sign ("<0x+A>" is byte 0x0A).
+std::optional<unsigned char> byte_token_value(std::string_view token) {
+  if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return std::nullopt;
+  const auto hex_value = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  const int high = hex_value(token[3]);
+  const int low = hex_value(token[4]);
+  if (token[3] == '+' && low >= 0) return static_cast<unsigned char>(low);
+  if (high < 0 || low < 0) return std::nullopt;
+  return static_cast<unsigned char>(high * 16 + low);
+}
+
+// Rust decoders/byte_fallback.rs: each run of byte tokens becomes one token,
+// its bytes as text if they are valid UTF-8, else one U+FFFD per byte (not
+// per invalid sequence, unlike Python's errors="replace").
+std::vector<std::string> decode_byte_fallback(std::vector<std::string> tokens) {
+  std::vector<std::string> out;
+  out.reserve(tokens.size());
+  std::string bytes;
+  const auto flush = [&] {
+    if (bytes.empty()) return;
+    if (unicode::is_valid_utf8(bytes)) {
+      out.push_back(bytes);
+    } else {
+      out.insert(out.end(), bytes.size(), std::string("\xEF\xBF\xBD"));  // U+FFFD
+    }
+    bytes.clear();
+  };
+  for (std::string& token : tokens) {
+    if (const auto byte = byte_token_value(token)) {
+      bytes.push_back(static_cast<char>(*byte));
+      continue;
+    }
+    flush();
+    out.push_back(std::move(token));
+  }
+  flush();
+  return out;
+}
+
+// Rust's Metaspace decoder: the replacement character becomes a space, except
+// in the first token (unless the prepend scheme is "never"), where every one
+// of them is removed: the space the pre-tokenizer (may have) put there.
+void decode_metaspace(const DecoderStep& step, std::vector<std::string>& tokens) {
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const bool drop = i == 0 && step.drop_replacement_in_first_token;
+    tokens[i] = replace_literal(std::move(tokens[i]), step.pattern, drop ? "" : " ");
+  }
+}
+
 std::string run_decoder(const std::vector<DecoderStep>& steps, std::vector<std::string> tokens) {
+  // Without a decoder the Rust tokenizers join the tokens with spaces (only
+  // a tokenizer.json can lack one; the slow classes always set one).
+  if (steps.empty()) return join(tokens, " ");
   for (const DecoderStep& step : steps) {
     switch (step.kind) {
       case DecoderStep::Kind::ByteLevel: {
@@ -317,7 +448,10 @@ std::string run_decoder(const std::vector<DecoderStep>& steps, std::vector<std::
         break;
       }
       case DecoderStep::Kind::Replace:
-        for (std::string& token : tokens) token = replace_literal(std::move(token), step.pattern, step.content);
+        for (std::string& token : tokens) {
+          token = step.regex ? replace_all(token, *step.regex, step.content)
+                             : replace_literal(std::move(token), step.pattern, step.content);
+        }
         break;
       case DecoderStep::Kind::BpeSuffix:
         for (std::size_t i = 0; i < tokens.size(); ++i) {
@@ -345,6 +479,12 @@ std::string run_decoder(const std::vector<DecoderStep>& steps, std::vector<std::
         break;
       case DecoderStep::Kind::PythonStrip:
         tokens.assign(1, std::string(unicode::strip(join(tokens, ""))));
+        break;
+      case DecoderStep::Kind::ByteFallback:
+        tokens = decode_byte_fallback(std::move(tokens));
+        break;
+      case DecoderStep::Kind::Metaspace:
+        decode_metaspace(step, tokens);
         break;
     }
   }
@@ -390,18 +530,21 @@ void Tokenizer::Impl::index_added_tokens() {
   for (auto& stage : added_by_first_byte) {
     for (auto& list : stage) list.clear();
   }
+  added_match_texts.clear();
   for (std::size_t i = 0; i < added_tokens.size(); ++i) {
     const AddedToken& token = added_tokens[i];
     added_by_id[token.id] = i;
     added_by_content[token.content] = i;
     if (token.special) special_ids.insert(token.id);
-    if (token.content.empty()) continue;
-    added_by_first_byte[token.normalized ? 1 : 0][static_cast<unsigned char>(token.content[0])].push_back(i);
+    added_match_texts.push_back(token.normalized ? normalize(normalizer, token.content) : token.content);
+    const std::string& match_text = added_match_texts.back();
+    if (match_text.empty()) continue;
+    added_by_first_byte[token.normalized ? 1 : 0][static_cast<unsigned char>(match_text[0])].push_back(i);
   }
   for (auto& stage : added_by_first_byte) {
     for (auto& list : stage) {
       std::stable_sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) {
-        return added_tokens[a].content.size() > added_tokens[b].content.size();
+        return added_match_texts[a].size() > added_match_texts[b].size();
       });
     }
   }
@@ -483,6 +626,7 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skip_sp
   std::vector<std::string> parts;
   std::vector<std::string> current;
   for (const std::int32_t id : ids) {
+    if (impl.decode_skips_unknown_ids && !impl.added_by_id.count(id) && !impl.model->id_to_token(id)) continue;
     const std::string& token = token_of(impl, id);
     if (skip_special_tokens && impl.special_ids.count(id)) continue;
     if (impl.legacy_decode_ids.count(id)) {

@@ -1,12 +1,18 @@
 // Hugging Face-compatible BPE tokenizers (Qwen2/Qwen2-VL, GPT-2 style
-// byte-level BPE, CLIP), loaded from a model folder.
+// byte-level BPE, CLIP, and the Llama family: Llama-2/3, Vicuna, Mistral,
+// Yi, llava-hf), loaded from a model folder.
 //
 // Two file layouts are understood:
 //  * `tokenizer.json` (the HF "fast" format): normalizer, pre_tokenizer, BPE
-//    model, added_tokens, post_processor and decoder are read from it;
+//    model (byte fallback included), added_tokens, post_processor and decoder
+//    are read from it and run as the Rust `tokenizers` library runs them; a
+//    `tokenizer_config.json` naming LlamaTokenizer(Fast) also gets that
+//    class's BOS/EOS post-processor (add_bos_token / add_eos_token);
 //  * `vocab.json` + `merges.txt` (+ `tokenizer_config.json`) as the "slow"
 //    Python classes ship them; the flavour (Qwen2, GPT-2, CLIP) comes from
 //    `tokenizer_class` and reproduces that Python class exactly.
+// A SentencePiece `tokenizer.model` alone is not read (Error(Unsupported)
+// says how to convert it to tokenizer.json).
 //
 // Thread safety: a Tokenizer is immutable after loading (its BPE cache is
 // internally locked); every const method may be called concurrently. Copies
@@ -70,12 +76,13 @@ class Tokenizer {
   /// Loads the tokenizer files of a model folder. Throws Error(InvalidModel)
   /// naming the file (and line, for JSON and merges.txt) when files are
   /// missing or malformed, Error(Unsupported) for a tokenizer.json component
-  /// this implementation does not have (e.g. a Unigram model).
+  /// this implementation does not have (e.g. a Unigram model) and for a
+  /// folder whose only tokenizer is a SentencePiece tokenizer.model.
   static Tokenizer load(const std::string& model_dir, TokenizerFormat format = TokenizerFormat::Auto);
 
   /// Token ids of `text` (UTF-8; Error(InvalidArgument) if invalid).
   /// `add_special_tokens` adds what the model's post-processor adds (CLIP:
-  /// <|startoftext|> ... <|endoftext|>; Qwen2 and GPT-2: nothing).
+  /// <|startoftext|> ... <|endoftext|>; Llama: <s>; Qwen2 and GPT-2: nothing).
   std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
   /// The same, truncated to at most `max_length` ids in total; the special
   /// tokens are kept and the text's tokens are cut on the right.
@@ -86,7 +93,10 @@ class Tokenizer {
   /// for an id that is neither in the vocab nor an added token.
   std::vector<std::string> tokens(const std::vector<std::int32_t>& ids) const;
   /// Text of ids, as HF decode(..., clean_up_tokenization_spaces=False) unless
-  /// the tokenizer config asks for the clean-up.
+  /// the tokenizer config asks for the clean-up. Unknown ids are
+  /// Error(InvalidArgument) for the slow files and left out for tokenizer.json
+  /// (as the Rust library does: models often have more embedding rows than
+  /// tokens).
   std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens = false) const;
 
   std::optional<std::int32_t> token_to_id(std::string_view token) const;

@@ -280,6 +280,8 @@ std::shared_ptr<Impl> load_slow(const std::string& dir) {
       impl->add_token(token);
     }
   }
+  // Indexed while the normalizer is still empty: the Python classes look
+  // for added tokens by their content, whatever their `normalized` flag.
   impl->index_added_tokens();
   register_special_names(*impl, names);
   impl->model_max_length = max_length_field(config);
@@ -388,6 +390,45 @@ SplitBehavior parse_behavior(const json& node, const std::string& origin, const 
   bad_field(origin, where + ".behavior", "'" + behavior + "' is not a known split behavior");
 }
 
+// Metaspace (pre-tokenizer and decoder share the JSON) as the Rust
+// deserializer reads it: prepend_scheme defaults to "always" and split to
+// true; the legacy add_prefix_space=false means "never" and contradicts any
+// other declared scheme.
+struct MetaspaceSettings {
+  std::string replacement;
+  PrependScheme prepend_scheme = PrependScheme::Always;
+  bool split = true;
+};
+
+MetaspaceSettings parse_metaspace(const json& node, const std::string& origin, const std::string& where) {
+  MetaspaceSettings settings;
+  settings.replacement = string_field(node, "replacement", origin, where);
+  unicode::check_utf8(settings.replacement, origin + " " + where + ".replacement");
+  std::size_t first_length = 0;
+  if (!settings.replacement.empty()) unicode::decode_at(settings.replacement, 0, first_length);
+  if (settings.replacement.empty() || first_length != settings.replacement.size()) {
+    bad_field(origin, where + ".replacement", "must be exactly one character");
+  }
+  const std::string scheme = string_field(node, "prepend_scheme", origin, where, "always");
+  if (scheme == "always") {
+    settings.prepend_scheme = PrependScheme::Always;
+  } else if (scheme == "first") {
+    settings.prepend_scheme = PrependScheme::First;
+  } else if (scheme == "never") {
+    settings.prepend_scheme = PrependScheme::Never;
+  } else {
+    bad_field(origin, where + ".prepend_scheme", "must be \"always\", \"first\" or \"never\", not '" + scheme + "'");
+  }
+  const auto add_prefix_space = node.find("add_prefix_space");
+  if (add_prefix_space != node.end() && add_prefix_space->is_boolean() && !add_prefix_space->get<bool>()) {
+    if (settings.prepend_scheme != PrependScheme::Never) {
+      bad_field(origin, where + ".add_prefix_space", "is false but prepend_scheme is not \"never\"");
+    }
+  }
+  settings.split = bool_field(node, "split", origin, where, true);
+  return settings;
+}
+
 void parse_pre_tokenizer(const json& node, const std::string& origin, const std::string& where,
                          std::vector<PreTokenizerStep>& steps) {
   if (node.is_null()) return;
@@ -411,6 +452,13 @@ void parse_pre_tokenizer(const json& node, const std::string& origin, const std:
                        false});
     }
     steps.push_back({PreTokenizerStep::Kind::ByteLevel, nullptr, SplitBehavior::Isolated, false});
+  } else if (type == "Metaspace") {
+    const MetaspaceSettings metaspace = parse_metaspace(node, origin, where);
+    PreTokenizerStep step{PreTokenizerStep::Kind::Metaspace, nullptr, SplitBehavior::MergedWithNext, false};
+    step.replacement = metaspace.replacement;
+    step.prepend_scheme = metaspace.prepend_scheme;
+    step.split_on_replacement = metaspace.split;
+    steps.push_back(std::move(step));
   } else if (type == "Digits") {
     const bool individual = bool_field(node, "individual_digits", origin, where);
     steps.push_back({PreTokenizerStep::Kind::Split, make_regex(individual ? R"(\p{N})" : R"(\p{N}+)", false, origin),
@@ -438,15 +486,26 @@ void parse_decoder(const json& node, const std::string& origin, const std::strin
   } else if (type == "Fuse") {
     steps.push_back({DecoderStep::Kind::Fuse, "", "", 0, 0});
   } else if (type == "Replace") {
+    // The Rust decoder is the Replace normalizer run on each token: a String
+    // pattern is literal, a Regex pattern a regex.
+    DecoderStep step{DecoderStep::Kind::Replace, "", string_field(node, "content", origin, where), 0, 0};
     const auto& pattern = node.at("pattern");
-    if (!pattern.contains("String")) {
-      throw Error(ErrorCode::Unsupported, fmt::format("{}: {}: only String patterns are supported in decoders", origin, where));
+    if (pattern.is_object() && pattern.contains("String") && pattern["String"].is_string()) {
+      step.pattern = pattern["String"].get<std::string>();
+    } else {
+      step.regex = pattern_field(node, origin, where);
     }
-    steps.push_back({DecoderStep::Kind::Replace, pattern["String"].get<std::string>(),
-                     string_field(node, "content", origin, where), 0, 0});
+    steps.push_back(std::move(step));
   } else if (type == "Strip") {
     steps.push_back({DecoderStep::Kind::Strip, "", string_field(node, "content", origin, where, " "),
                      node.value("start", std::size_t{0}), node.value("stop", std::size_t{0})});
+  } else if (type == "ByteFallback") {
+    steps.push_back({DecoderStep::Kind::ByteFallback, "", "", 0, 0});
+  } else if (type == "Metaspace") {
+    const MetaspaceSettings metaspace = parse_metaspace(node, origin, where);
+    DecoderStep step{DecoderStep::Kind::Metaspace, metaspace.replacement, " ", 0, 0};
+    step.drop_replacement_in_first_token = metaspace.prepend_scheme != PrependScheme::Never;
+    steps.push_back(std::move(step));
   } else {
     throw Error(ErrorCode::Unsupported, fmt::format("{}: {} type '{}' is not supported", origin, where, type));
   }
@@ -490,6 +549,65 @@ void parse_post_processor(const json& node, Impl& impl, const std::string& origi
   }
 }
 
+// `dropout` randomises merges (training only); inference files have null.
+void check_dropout(const json& model, const std::string& path) {
+  const auto dropout = model.find("dropout");
+  if (dropout == model.end() || dropout->is_null()) return;
+  if (!dropout->is_number() || dropout->get<double>() < 0.0 || dropout->get<double>() > 1.0) {
+    bad_field(path, "model.dropout", "must be null or a number in [0, 1]");
+  }
+  if (dropout->get<double>() > 0.0) {
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{}: model.dropout {} makes encoding random; only null or 0 is supported", path,
+                            dropout->get<double>()));
+  }
+}
+
+// transformers' LlamaTokenizerFast (AutoTokenizer maps "LlamaTokenizer" to
+// it when tokenizer.json exists) changes what tokenizer.json says: class
+// default special tokens, and a post-processor of its own (below).
+bool is_llama_class(const std::string& tokenizer_class) {
+  return tokenizer_class == "LlamaTokenizer" || tokenizer_class == "LlamaTokenizerFast";
+}
+
+SpecialNames llama_special_names() {
+  SpecialNames names;
+  names.bos = "<s>";
+  names.eos = "</s>";
+  names.unk = "<unk>";
+  return names;
+}
+
+// A non-null add_prefix_space makes LlamaTokenizerFast rebuild itself from
+// tokenizer.model with sentencepiece (from_slow=True), ignoring
+// tokenizer.json; that conversion is not implemented here.
+void check_llama_config_uses_tokenizer_json(const json& config, const std::string& config_path) {
+  const auto add_prefix_space = config.find("add_prefix_space");
+  if (add_prefix_space != config.end() && !add_prefix_space->is_null()) {
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{}: add_prefix_space is set, which makes transformers rebuild this Llama tokenizer "
+                            "from tokenizer.model (SentencePiece) and ignore tokenizer.json; that conversion is not "
+                            "supported here. Save the rebuilt tokenizer once with "
+                            "AutoTokenizer.from_pretrained(dir).save_pretrained(out) and remove add_prefix_space "
+                            "from out/tokenizer_config.json",
+                            config_path));
+  }
+}
+
+// LlamaTokenizerFast.update_post_processor(), run by its __init__: the
+// file's post-processor is replaced by "<bos> $A <eos>" with bos if
+// add_bos_token (default true) and eos if add_eos_token (default false).
+void rebuild_llama_post_processor(Impl& impl, const json& config, const std::string& config_path) {
+  const bool add_bos = bool_field(config, "add_bos_token", config_path, "config", true);
+  const bool add_eos = bool_field(config, "add_eos_token", config_path, "config", false);
+  if (add_bos && !impl.bos) bad_field(config_path, "add_bos_token", "is true but there is no bos_token");
+  if (add_eos && !impl.eos) bad_field(config_path, "add_eos_token", "is true but there is no eos_token");
+  impl.prefix_ids.clear();
+  impl.suffix_ids.clear();
+  if (add_bos) impl.prefix_ids.push_back(*impl.bos);
+  if (add_eos) impl.suffix_ids.push_back(*impl.eos);
+}
+
 std::shared_ptr<Impl> load_fast(const std::string& dir) {
   const std::string path = util::join_path(dir, "tokenizer.json");
   const json root = parse_json_file(path);
@@ -502,15 +620,16 @@ std::shared_ptr<Impl> load_fast(const std::string& dir) {
     if (type != "BPE") {
       throw Error(ErrorCode::Unsupported, fmt::format("{}: model type '{}' is not supported (only BPE)", path, type));
     }
-    if (bool_field(model, "byte_fallback", path, "model")) {
-      throw Error(ErrorCode::Unsupported, fmt::format("{}: model.byte_fallback is not supported", path));
-    }
     BpeOptions bpe;
+    bpe.reference = BpeReference::RustTokenizers;
     bpe.end_of_word_suffix = string_field(model, "end_of_word_suffix", path, "model");
     bpe.continuing_subword_prefix = string_field(model, "continuing_subword_prefix", path, "model");
     bpe.ignore_merges = bool_field(model, "ignore_merges", path, "model");
+    bpe.byte_fallback = bool_field(model, "byte_fallback", path, "model");
+    bpe.fuse_unk = bool_field(model, "fuse_unk", path, "model");
     const std::string unk = string_field(model, "unk_token", path, "model");
     if (!unk.empty()) bpe.unk_token = unk;
+    check_dropout(model, path);
     BpeModel::Merges merges;
     const json& merge_list = model.at("merges");
     if (!merge_list.is_array()) bad_field(path, "model.merges", "must be an array");
@@ -533,6 +652,9 @@ std::shared_ptr<Impl> load_fast(const std::string& dir) {
     }
     impl->model = std::make_unique<BpeModel>(parse_vocab(model.at("vocab"), path, "model.vocab"), merges, bpe, path);
 
+    // Normalized added tokens are matched as normalizer(content), so the
+    // normalizer comes before the added tokens are indexed.
+    parse_normalizer(root.value("normalizer", json()), path, "normalizer", impl->normalizer);
     if (root.contains("added_tokens") && root["added_tokens"].is_array()) {
       const json& added = root["added_tokens"];
       for (std::size_t i = 0; i < added.size(); ++i) {
@@ -542,7 +664,6 @@ std::shared_ptr<Impl> load_fast(const std::string& dir) {
       }
     }
     impl->index_added_tokens();
-    parse_normalizer(root.value("normalizer", json()), path, "normalizer", impl->normalizer);
     parse_pre_tokenizer(root.value("pre_tokenizer", json()), path, "pre_tokenizer", impl->pre_tokenizer);
     parse_post_processor(root.value("post_processor", json()), *impl, path, "post_processor");
     parse_decoder(root.value("decoder", json()), path, "decoder", impl->decoder);
@@ -554,7 +675,11 @@ std::shared_ptr<Impl> load_fast(const std::string& dir) {
   const std::string config_path = util::join_path(dir, "tokenizer_config.json");
   const json config = util::file_exists(config_path) ? parse_json_file(config_path) : json::object();
   if (!config.is_object()) bad_field(config_path, "top level", "must be a JSON object");
-  register_special_names(*impl, read_special_names(config, config_path, {}));
+  const bool llama_class = is_llama_class(string_field(config, "tokenizer_class", config_path, "tokenizer_class"));
+  if (llama_class) check_llama_config_uses_tokenizer_json(config, config_path);
+  register_special_names(*impl, read_special_names(config, config_path, llama_class ? llama_special_names() : SpecialNames{}));
+  if (llama_class) rebuild_llama_post_processor(*impl, config, config_path);
+  impl->decode_skips_unknown_ids = true;
   impl->model_max_length = max_length_field(config);
   impl->clean_up_tokenization_spaces = bool_field(config, "clean_up_tokenization_spaces", config_path, "config");
   // These two are read outside the try above, so their types are checked here
@@ -578,6 +703,20 @@ std::shared_ptr<Impl> load_fast(const std::string& dir) {
 
 Tokenizer Tokenizer::load(const std::string& model_dir, TokenizerFormat format) {
   const bool has_fast = util::file_exists(util::join_path(model_dir, "tokenizer.json"));
+  const bool has_slow = util::file_exists(util::join_path(model_dir, "vocab.json"));
+  const std::string sentencepiece_path = util::join_path(model_dir, "tokenizer.model");
+  const bool wanted_file_missing = format == TokenizerFormat::Fast ? !has_fast
+                                   : format == TokenizerFormat::Slow ? !has_slow
+                                                                     : !has_fast && !has_slow;
+  if (wanted_file_missing && util::file_exists(sentencepiece_path)) {
+    // Llama-2-era checkpoints may ship only the SentencePiece model, which
+    // transformers converts when it loads it; this library reads the result.
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{}: a SentencePiece tokenizer.model without tokenizer.json is not supported; convert it "
+                            "once with transformers, e.g. AutoTokenizer.from_pretrained(dir).save_pretrained(dir), "
+                            "which writes tokenizer.json next to it",
+                            sentencepiece_path));
+  }
   if (format == TokenizerFormat::Fast || (format == TokenizerFormat::Auto && has_fast)) {
     return Tokenizer(load_fast(model_dir));
   }

@@ -153,6 +153,15 @@ void check_utf8(std::string_view text, std::string_view what) {
   }
 }
 
+bool is_valid_utf8(std::string_view bytes) {
+  for (std::size_t pos = 0; pos < bytes.size();) {
+    const std::size_t length = valid_sequence_length(bytes, pos);
+    if (length == 0) return false;
+    pos += length;
+  }
+  return true;
+}
+
 std::string decode_utf8_lossy(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size());

@@ -19,6 +19,8 @@ void append_utf8(std::string& out, char32_t code_point);
 /// Throws Error(InvalidArgument) naming the byte offset of the first invalid
 /// UTF-8 sequence; `what` names the text in the message ("text", "line 3").
 void check_utf8(std::string_view text, std::string_view what);
+/// Whether `bytes` is well-formed UTF-8 (what check_utf8 accepts).
+bool is_valid_utf8(std::string_view bytes);
 
 /// Decodes bytes as Python's `bytes.decode("utf-8", errors="replace")` (and
 /// Rust's from_utf8_lossy): each maximal invalid subpart becomes one U+FFFD.
