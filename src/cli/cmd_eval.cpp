@@ -32,16 +32,8 @@ data:
   --results FILE            JSON-lines results, appended to (default with --report: DIR/results.jsonl)
   --restart                 empty the results file first instead of resuming
   --report DIR              write DIR/report.md, DIR/metrics.json and the plots
-models:
-  --backend NAME            torch (default) or scripted
-  --model DIR               Hugging Face folder of the vision-language model (torch)
-  --relevance-model DIR     Hugging Face folder of CLIP/SigLIP for relevance scanning (optional)
-  --script FILE             answer script of the scripted backend
-  --device DEV              cpu (default) or cuda[:N]
-  --dtype T                 auto (default), float32, bfloat16 or int8
-  --threads N               intra-op threads (default: all cores)
-method:
-  --constitution FILE       TOML rules (default: the bundled default constitution)
+)";
+const char* kEvalHelp = R"(evaluation:
   --ablate LIST             also run with each listed stage off, as extra columns:
                             relevance,debias,chains,cascade,early-exit
   --quiet                   no progress bar or summary on stderr
@@ -52,30 +44,29 @@ exit status: 0 done (images that could not be judged are counted as errors), 2 u
 }  // namespace
 
 int run_eval(const Argv& argv) {
-  const Args args(argv,
-                  {"backend", "model", "relevance-model", "script", "device", "dtype", "threads", "constitution",
-                   "labels", "results", "report", "ablate"},
-                  {"quiet", "help", "restart"});
+  const Args args(argv, joined(joined(kModelOptions, kMethodOptions), {"labels", "results", "report", "ablate"}),
+                  joined({"quiet", "help", "restart"}, kMethodFlags));
+  const std::string help = std::string(kHelp) + kModelOptionsHelp + kMethodOptionsHelp + kEvalHelp;
   if (args.flag("help")) {
-    fmt::print("{}", kHelp);
+    fmt::print("{}", help);
     return 0;
   }
   if (!args.value("labels")) {
-    fmt::print(stderr, "imgjudge eval: --labels is required\n\n{}", kHelp);
+    fmt::print(stderr, "imgjudge eval: --labels is required\n\n{}", help);
     return 2;
   }
   const std::string report_dir = args.value_or("report", "");
   if (!args.value("results") && report_dir.empty()) {
-    fmt::print(stderr, "imgjudge eval: give --results FILE or --report DIR\n\n{}", kHelp);
+    fmt::print(stderr, "imgjudge eval: give --results FILE or --report DIR\n\n{}", help);
     return 2;
   }
   const bool quiet = args.flag("quiet");
 
   const eval::LabelSet labels = eval::load_labels(*args.value("labels"));
-  const Constitution constitution = args.value("constitution") ? Constitution::from_file(*args.value("constitution"))
-                                                               : Constitution::builtin_default();
+  const Constitution constitution = constitution_from(args);
   eval::check_rules_exist(labels, constitution);
-  const auto ablations = eval::make_ablations(args.value_or("ablate", ""));
+  const auto ablations = eval::make_ablations(args.value_or("ablate", ""), judge_options_from(args));
+  const std::chrono::milliseconds timeout = timeout_from(args);
 
   if (!report_dir.empty()) {
     std::error_code ec;
@@ -102,7 +93,8 @@ int run_eval(const Argv& argv) {
   const Progress progress(labels.images.size() * ablations.size(), !quiet);
   const eval::RunCounts counts =
       eval::run_evaluation(constitution, models, labels, ablations, results,
-                           [&](std::size_t done, std::size_t, const std::string& label) { progress.update(done, label); });
+                           [&](std::size_t done, std::size_t, const std::string& label) { progress.update(done, label); },
+                           timeout);
   progress.finish();
 
   eval::ReportInput report;

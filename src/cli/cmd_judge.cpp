@@ -17,25 +17,12 @@
 namespace imgjudge::cli {
 namespace {
 
-const char* kHelp = R"(usage: imgjudge judge [options] IMAGE...
+const char* kUsage = R"(usage: imgjudge judge [options] IMAGE...
 
 Judges each image against a constitution and prints a verdict per image.
 
-models:
-  --backend NAME            torch (default) or scripted
-  --model DIR               Hugging Face folder of the vision-language model (torch)
-  --relevance-model DIR     Hugging Face folder of CLIP/SigLIP for relevance scanning (optional)
-  --script FILE             answer script of the scripted backend
-  --device DEV              cpu (default) or cuda[:N]
-  --dtype T                 auto (default), float32, bfloat16 or int8
-  --threads N               intra-op threads (default: all cores)
-constitution and method:
-  --constitution FILE       TOML rules (default: the bundled default constitution)
-  --no-relevance --no-debias --no-chains --no-cascade --no-early-exit
-                            switch a stage off (ablations)
-  --reasoning-tokens N      token budget of each cascaded-reasoning turn (default 512)
-  --timeout-ms N            per-image deadline
-output:
+)";
+const char* kOutputHelp = R"(output:
   --json                    one JSON object per line: the verdict plus "file"
                             (or "file" and "error" for an image that failed)
   --quiet                   no progress bar
@@ -65,37 +52,22 @@ void print_human(const std::string& file, const Verdict& v) {
 }  // namespace
 
 int run_judge(const Argv& argv) {
-  const Args args(argv,
-                  {"backend", "model", "relevance-model", "script", "device", "dtype", "threads",
-                   "constitution", "timeout-ms", "reasoning-tokens"},
-                  {"json", "quiet", "help", "no-relevance", "no-debias", "no-chains", "no-cascade",
-                   "no-early-exit"});
+  const Args args(argv, joined(kModelOptions, kMethodOptions), joined({"json", "quiet", "help"}, kMethodFlags));
+  const std::string help = std::string(kUsage) + kModelOptionsHelp + kMethodOptionsHelp + kOutputHelp;
   if (args.flag("help")) {
-    fmt::print("{}", kHelp);
+    fmt::print("{}", help);
     return 0;
   }
   if (args.positionals().empty()) {
-    fmt::print(stderr, "imgjudge judge: no images given\n\n{}", kHelp);
+    fmt::print(stderr, "imgjudge judge: no images given\n\n{}", help);
     return 2;
   }
 
   const ModelConfig config = model_config_from(args);
 
-  JudgeOptions options;
-  options.relevance = !args.flag("no-relevance");
-  options.debias = !args.flag("no-debias");
-  options.chains = !args.flag("no-chains");
-  options.cascade = !args.flag("no-cascade");
-  options.early_exit = !args.flag("no-early-exit");
-  options.reasoning_limits.max_new_tokens = args.int_value_or("reasoning-tokens", options.reasoning_limits.max_new_tokens);
-  if (options.reasoning_limits.max_new_tokens < 1) {
-    throw Error(ErrorCode::InvalidArgument, "--reasoning-tokens must be at least 1");
-  }
-  const int timeout_ms = args.int_value_or("timeout-ms", 0);
-
-  Constitution constitution = args.value("constitution") ? Constitution::from_file(*args.value("constitution"))
-                                                         : Constitution::builtin_default();
-  const Judge judge(std::move(constitution), load_models(config), options);
+  const JudgeOptions options = judge_options_from(args);
+  const std::chrono::milliseconds timeout = timeout_from(args);
+  const Judge judge(constitution_from(args), load_models(config), options);
 
   const bool json = args.flag("json");
   const Progress progress(args.positionals().size(), !args.flag("quiet"));
@@ -104,7 +76,7 @@ int run_judge(const Argv& argv) {
   for (const auto& file : args.positionals()) {
     progress.update(done, file);
     CallOptions call;
-    if (timeout_ms > 0) call = CallOptions::with_timeout(std::chrono::milliseconds(timeout_ms));
+    if (timeout.count() > 0) call = CallOptions::with_timeout(timeout);
     try {
       const Verdict verdict = judge.judge_file(file, call);
       any_unsafe = any_unsafe || verdict.unsafe();

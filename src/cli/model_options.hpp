@@ -1,11 +1,53 @@
-// The model options every model-using subcommand takes (--backend, --model,
-// --relevance-model, --script, --device, --dtype, --threads), read in one place.
+// The options several subcommands share, read and documented in one place:
+// the model options (--backend, --model, --relevance-model, --script,
+// --device, --dtype, --threads) and the method options of judge and eval
+// (stage switches, --reasoning-tokens, --timeout-ms).
 #pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "cli/args.hpp"
 #include "imgjudge/backend.hpp"
+#include "imgjudge/error.hpp"
+#include "imgjudge/judge.hpp"
 
 namespace imgjudge::cli {
+
+/// Value options of the model block.
+inline const std::vector<std::string> kModelOptions = {"backend", "model",  "relevance-model", "script",
+                                                       "device",  "dtype", "threads"};
+/// Value options and flags of the method block.
+inline const std::vector<std::string> kMethodOptions = {"constitution", "timeout-ms", "reasoning-tokens"};
+inline const std::vector<std::string> kMethodFlags = {"no-relevance", "no-debias", "no-chains", "no-cascade",
+                                                      "no-early-exit"};
+
+inline constexpr const char* kModelOptionsHelp = R"(models:
+  --backend NAME            torch (default) or scripted
+  --model DIR               Hugging Face folder of the vision-language model (torch)
+  --relevance-model DIR     Hugging Face folder of CLIP/SigLIP for relevance scanning (optional)
+  --script FILE             answer script of the scripted backend
+  --device DEV              cpu (default) or cuda[:N]
+  --dtype T                 auto (default), float32, bfloat16 or int8
+  --threads N               intra-op threads (default: all cores)
+)";
+
+inline constexpr const char* kMethodOptionsHelp = R"(constitution and method:
+  --constitution FILE       TOML rules (default: the bundled default constitution)
+  --no-relevance --no-debias --no-chains --no-cascade --no-early-exit
+                            switch a stage off
+  --reasoning-tokens N      token budget of each cascaded-reasoning turn (default 512)
+  --timeout-ms N            per-image deadline (0, the default: none)
+)";
+
+/// `a` followed by `b`.
+inline std::vector<std::string> joined(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
 
 /// The ModelConfig the options describe, with the library defaults for absent ones.
 inline ModelConfig model_config_from(const Args& args) {
@@ -18,6 +60,36 @@ inline ModelConfig model_config_from(const Args& args) {
   config.dtype = args.value_or("dtype", config.dtype);
   config.threads = args.int_value_or("threads", config.threads);
   return config;
+}
+
+/// The JudgeOptions of the method block.
+inline JudgeOptions judge_options_from(const Args& args) {
+  JudgeOptions options;
+  options.relevance = !args.flag("no-relevance");
+  options.debias = !args.flag("no-debias");
+  options.chains = !args.flag("no-chains");
+  options.cascade = !args.flag("no-cascade");
+  options.early_exit = !args.flag("no-early-exit");
+  options.reasoning_limits.max_new_tokens = args.int_value_or("reasoning-tokens", options.reasoning_limits.max_new_tokens);
+  if (options.reasoning_limits.max_new_tokens < 1) {
+    throw Error(ErrorCode::InvalidArgument, "--reasoning-tokens must be at least 1");
+  }
+  return options;
+}
+
+/// --timeout-ms (0: no deadline). Error(InvalidArgument) below 0, as the C API.
+inline std::chrono::milliseconds timeout_from(const Args& args) {
+  const int timeout_ms = args.int_value_or("timeout-ms", 0);
+  if (timeout_ms < 0) {
+    throw Error(ErrorCode::InvalidArgument, fmt::format("--timeout-ms must be 0 (none) or more, not {}", timeout_ms));
+  }
+  return std::chrono::milliseconds(timeout_ms);
+}
+
+/// The constitution of --constitution, or the bundled default.
+inline Constitution constitution_from(const Args& args) {
+  return args.value("constitution") ? Constitution::from_file(*args.value("constitution"))
+                                    : Constitution::builtin_default();
 }
 
 }  // namespace imgjudge::cli

@@ -25,6 +25,41 @@ const char* const kTokenizerFiles[] = {"tokenizer.json",     "tokenizer_config.j
                                        "chat_template.json", "chat_template.jinja",   "tokenizer.model",
                                        "spiece.model"};
 
+nlohmann::json read_json(const std::string& path) {
+  try {
+    return nlohmann::json::parse(util::read_file_text(path, 64u << 20));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::InvalidModel, fmt::format("{}: invalid JSON: {}", path, e.what()));
+  }
+}
+
+void write_json(const std::string& path, const nlohmann::json& json);
+
+// Adds `content` as a special added token with `id` to the tokenizer files of
+// `dir`, as the LLaVA conversions added "<image>" to their base tokenizers.
+void add_special_token(const std::string& dir, const std::string& content, std::int64_t id) {
+  const nlohmann::json token = {{"id", id},           {"content", content}, {"single_word", false}, {"lstrip", false},
+                                {"rstrip", false},    {"normalized", false}, {"special", true}};
+  const std::string fast = util::join_path(dir, "tokenizer.json");
+  if (util::file_exists(fast)) {
+    nlohmann::json json = read_json(fast);
+    json["added_tokens"].push_back(token);
+    write_json(fast, json);
+  }
+  const std::string config_path = util::join_path(dir, "tokenizer_config.json");
+  nlohmann::json config = util::file_exists(config_path) ? read_json(config_path) : nlohmann::json::object();
+  nlohmann::json entry = token;
+  entry.erase("id");
+  config["added_tokens_decoder"][std::to_string(id)] = entry;
+  write_json(config_path, config);
+  const std::string added_path = util::join_path(dir, "added_tokens.json");
+  if (util::file_exists(added_path)) {
+    nlohmann::json added = read_json(added_path);
+    added[content] = id;
+    write_json(added_path, added);
+  }
+}
+
 void write_json(const std::string& path, const nlohmann::json& json) {
   std::ofstream out(path);
   out << json.dump(2) << "\n";
@@ -60,12 +95,6 @@ std::vector<std::string> make_random_model(const RandomModelRequest& request) {
   std::vector<std::string> written;
 
   if (!request.tokenizer_dir.empty()) {
-    // The embedding table must cover every id the tokenizer can produce.
-    const auto tokenizer = tokenizer::Tokenizer::load(request.tokenizer_dir);
-    const auto vocab = static_cast<std::int64_t>(tokenizer.id_end());
-    nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
-    text["vocab_size"] = vocab;
-    if (config.contains("text_config") && tokenizer.eos_id()) text["eos_token_id"] = *tokenizer.eos_id();
     for (const char* name : kTokenizerFiles) {
       const std::string from = util::join_path(request.tokenizer_dir, name);
       if (!util::file_exists(from)) continue;
@@ -73,6 +102,27 @@ std::vector<std::string> make_random_model(const RandomModelRequest& request) {
                                  std::filesystem::copy_options::overwrite_existing, error);
       if (error) throw Error(ErrorCode::Io, fmt::format("{}: cannot copy: {}", from, error.message()));
       written.push_back(name);
+    }
+    // The family's image placeholder must be one token the config names.
+    if (family->image_token != nullptr) {
+      const auto tokenizer = tokenizer::Tokenizer::load(request.out_dir);
+      std::int64_t id = 0;
+      if (const auto existing = tokenizer.token_to_id(family->image_token)) {
+        id = *existing;
+      } else {
+        id = static_cast<std::int64_t>(tokenizer.id_end());
+        add_special_token(request.out_dir, family->image_token, id);
+      }
+      config[family->image_token_key] = id;
+    }
+    // The embedding table must cover every id the tokenizer can produce.
+    const auto tokenizer = tokenizer::Tokenizer::load(request.out_dir);
+    nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
+    text["vocab_size"] = static_cast<std::int64_t>(tokenizer.id_end());
+    if (config.contains("text_config") && tokenizer.eos_id()) text["eos_token_id"] = *tokenizer.eos_id();
+    if (family->chat_template != nullptr) {
+      write_json(util::join_path(request.out_dir, "chat_template.json"), {{"chat_template", family->chat_template()}});
+      written.push_back("chat_template.json");
     }
   }
   config["torch_dtype"] = request.dtype == "bf16" ? "bfloat16" : "float32";

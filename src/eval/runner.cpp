@@ -6,15 +6,15 @@
 
 namespace imgjudge::eval {
 
-std::vector<Ablation> make_ablations(const std::string& list) {
-  std::vector<Ablation> ablations{{"full", "full method", {}}};
+std::vector<Ablation> make_ablations(const std::string& list, const JudgeOptions& base) {
+  std::vector<Ablation> ablations{{"full", "full method", base}};
   for (std::size_t start = 0; start < list.size();) {
     std::size_t end = list.find(',', start);
     if (end == std::string::npos) end = list.size();
     const std::string stage = list.substr(start, end - start);
     start = end + 1;
     if (stage.empty()) continue;
-    Ablation ablation{"no-" + stage, "", {}};
+    Ablation ablation{"no-" + stage, "", base};
     if (stage == "relevance") {
       ablation.options.relevance = false;
       ablation.description = "w/o relevance scanning";
@@ -46,7 +46,7 @@ std::vector<Ablation> make_ablations(const std::string& list) {
 
 RunCounts run_evaluation(const Constitution& constitution, const Models& models, const LabelSet& labels,
                          const std::vector<Ablation>& ablations, ResultsFile& results,
-                         const ProgressCallback& progress) {
+                         const ProgressCallback& progress, std::chrono::milliseconds timeout) {
   for (const auto& record : results.records()) {
     if (!record.failed && record.constitution_hash != constitution.hash) {
       throw Error(ErrorCode::InvalidArgument,
@@ -73,7 +73,7 @@ RunCounts run_evaluation(const Constitution& constitution, const Models& models,
       if (!judge) judge.emplace(constitution, models, ablation.options);
       std::optional<Verdict> verdict;
       try {
-        verdict = judge->judge_file(entry.path);
+        verdict = judge->judge_file(entry.path, timeout.count() > 0 ? CallOptions::with_timeout(timeout) : CallOptions{});
       } catch (const Error& e) {
         // Cancellation is the user's, not the image's: stop rather than record it.
         if (e.code() == ErrorCode::Cancelled) throw;

@@ -15,6 +15,7 @@
 #include "models/relevance.hpp"
 #include "models/siglip.hpp"
 #include "runtime/config.hpp"
+#include "tokenizer/chat_template.hpp"
 #include "util/files.hpp"
 
 namespace imgjudge::models {
@@ -54,13 +55,26 @@ std::shared_ptr<const MultimodalLM> load_llava(const std::string& dir, const Loa
 Family vision_language(const char* type, const char* architecture,
                        std::shared_ptr<const MultimodalLM> (*load)(const std::string&, const LoadOptions&),
                        std::vector<runtime::ParamSpec> (*parameters)(const runtime::HfConfig&),
-                       nlohmann::json (*processor)(const runtime::HfConfig&)) {
+                       nlohmann::json (*processor)(const runtime::HfConfig&), const char* image_token,
+                       const char* image_token_key, const std::string& (*chat_template)()) {
   Family f{type, FamilyRole::VisionLanguage, architecture};
   f.load_lm = load;
   f.parameters = parameters;
   f.processor_config = processor;
+  f.image_token = image_token;
+  f.image_token_key = image_token_key;
+  f.chat_template = chat_template;
   return f;
 }
+
+// The templates the published checkpoints ship (tokenizer/chat_template.cpp).
+const std::string& qwen2_vl_template() { return tokenizer::published_chat_template("qwen2_vl"); }
+const std::string& llava_template() { return tokenizer::published_chat_template("llava"); }
+const std::string& llava_next_template() { return tokenizer::published_chat_template("llava_next_mistral"); }
+const std::string& llava_onevision_template() { return tokenizer::published_chat_template("llava_onevision"); }
+const std::string& qwen2_5_template() { return tokenizer::published_chat_template("qwen2_5_instruct"); }
+const std::string& llama3_1_template() { return tokenizer::published_chat_template("llama3_1_instruct"); }
+const std::string& mistral_template() { return tokenizer::published_chat_template("mistral_v02_instruct"); }
 
 std::unique_ptr<const Decoder> qwen2_decoder(const runtime::HfConfig& text, const runtime::WeightStore& transformer,
                                              const runtime::WeightStore& root, const std::string& lm_head) {
@@ -86,11 +100,12 @@ std::vector<runtime::ParamSpec> text_parameters(const runtime::HfConfig& config)
 
 template <std::unique_ptr<const Decoder> (*Load)(const runtime::HfConfig&, const runtime::WeightStore&,
                                                  const runtime::WeightStore&, const std::string&)>
-Family text(const char* type, const char* architecture) {
+Family text(const char* type, const char* architecture, const std::string& (*chat_template)()) {
   Family f{type, FamilyRole::Text, architecture};
   f.load_lm = load_text_lm;
   f.load_decoder = Load;
   f.parameters = text_parameters<Load>;
+  f.chat_template = chat_template;
   return f;
 }
 
@@ -121,18 +136,18 @@ const std::vector<Family>& families() {
   // One line per family.
   static const std::vector<Family> table = {
       vision_language("qwen2_vl", "Qwen2VLForConditionalGeneration", load_qwen_vl, qwen_vl_parameter_specs,
-                      qwen_vl_processor_config),
+                      qwen_vl_processor_config, "<|image_pad|>", "image_token_id", qwen2_vl_template),
       vision_language("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", load_qwen_vl, qwen_vl_parameter_specs,
-                      qwen_vl_processor_config),
+                      qwen_vl_processor_config, "<|image_pad|>", "image_token_id", qwen2_vl_template),
       vision_language("llava", "LlavaForConditionalGeneration", load_llava, llava_parameter_specs,
-                      llava_processor_config),
+                      llava_processor_config, "<image>", "image_token_index", llava_template),
       vision_language("llava_next", "LlavaNextForConditionalGeneration", load_llava, llava_parameter_specs,
-                      llava_processor_config),
+                      llava_processor_config, "<image>", "image_token_index", llava_next_template),
       vision_language("llava_onevision", "LlavaOnevisionForConditionalGeneration", load_llava, llava_parameter_specs,
-                      llava_processor_config),
-      text<qwen2_decoder>("qwen2", "Qwen2ForCausalLM"),
-      text<llama_decoder>("llama", "LlamaForCausalLM"),
-      text<mistral_decoder>("mistral", "MistralForCausalLM"),
+                      llava_processor_config, "<image>", "image_token_index", llava_onevision_template),
+      text<qwen2_decoder>("qwen2", "Qwen2ForCausalLM", qwen2_5_template),
+      text<llama_decoder>("llama", "LlamaForCausalLM", llama3_1_template),
+      text<mistral_decoder>("mistral", "MistralForCausalLM", mistral_template),
       relevance("clip", "CLIPModel", load_clip_relevance_model, clip_parameters, clip_processor_config),
       relevance("siglip", "SiglipModel", load_siglip_relevance_model, siglip_parameters, siglip_processor_config),
   };

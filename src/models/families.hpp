@@ -50,6 +50,12 @@ struct Family {
   /// The preprocessor_config.json the family's published checkpoints ship for
   /// `config` (null: the family has none).
   nlohmann::json (*processor_config)(const runtime::HfConfig& config) = nullptr;
+  /// Vision-language families: the token that stands for a row of image
+  /// features, and the config.json key holding its id.
+  const char* image_token = nullptr;
+  const char* image_token_key = nullptr;
+  /// The chat template the published checkpoints ship (null: none).
+  const std::string& (*chat_template)() = nullptr;
 };
 
 /// Every family, in table order.

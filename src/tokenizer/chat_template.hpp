@@ -120,7 +120,12 @@ class ChatTemplate {
   std::string source_file_;
 };
 
-/// The Qwen2-VL template text itself (as in Qwen/Qwen2-VL-7B-Instruct), for reference and tests.
-const std::string& qwen2_vl_chat_template_source();
+/// The template text published checkpoints ship: "qwen2_vl" (Qwen2-VL and
+/// Qwen2.5-VL Instruct), "llava" (llava-1.5-*-hf), "llava_next_mistral"
+/// (llava-v1.6-mistral-7b-hf), "llava_onevision" (llava-onevision-qwen2-*-ov-hf),
+/// "qwen2_5_instruct", "llama3_1_instruct", "mistral_v02_instruct" (text);
+/// make-random-model writes them, tests compare them with the real files.
+/// Error(InvalidArgument) for another name.
+const std::string& published_chat_template(const std::string& name);
 
 }  // namespace imgjudge::tokenizer

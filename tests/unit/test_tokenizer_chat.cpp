@@ -96,7 +96,15 @@ TEST_CASE("chat templates: text-only styles refuse images; folders without a tem
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
         "Picture 1: <|vision_start|><|image_pad|><|vision_end|>Video 1: <|vision_start|><|video_pad|><|vision_end|>"
         "Picture 2: <|vision_start|><|image_pad|><|vision_end|><|im_end|>\n");
-  CHECK(imgjudge::tokenizer::qwen2_vl_chat_template_source() == read_text(kTemplates + "qwen2_vl.jinja"));
+  for (const auto& [name, file] : std::vector<std::pair<std::string, std::string>>{
+           {"qwen2_vl", "qwen2_vl"}, {"llava", "llava15"}, {"llava_next_mistral", "llava_next_mistral"},
+           {"llava_onevision", "llava_onevision"}, {"qwen2_5_instruct", "qwen2_5_instruct"},
+           {"llama3_1_instruct", "llama3_1_instruct"}, {"mistral_v02_instruct", "mistral_v02_instruct"}}) {
+    const std::string& source = imgjudge::tokenizer::published_chat_template(name);
+    CHECK(source == read_text(kTemplates + file + ".jinja"));
+    CHECK(ChatTemplate::detect(source).has_value());
+  }
+  CHECK_THROWS_AS(imgjudge::tokenizer::published_chat_template("nope"), imgjudge::Error);
   // A folder with no template: the family default, or a clear error.
   const std::string gpt2 = kTokenizerData + "gpt2";
   CHECK(ChatTemplate::for_folder(gpt2, qwen).style() == ChatStyle::Qwen2VL);
