@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "devtools/vlm_probe.hpp"
 #include "image/resize.hpp"
 #include "imgjudge/imgjudge.hpp"
+#include "models/families.hpp"
 #include "devtools/random_models.hpp"
 #include "runtime/device.hpp"
 #include "devtools/gemm_probe.hpp"
@@ -35,12 +37,17 @@ using nlohmann::json;
 
 namespace {
 
-const char* kHelp = R"(usage: imgjudge_bench [--quick] [--full-depth] [--model DIR] [--dtype auto|bfloat16|float32|int8]
-                      [--threads N] [--sizes 448,896] [--images N] [--naive-questions N] [--out FILE]
+const char* kHelp = R"(usage: imgjudge_bench [--quick] [--full-depth] [--family F | --model DIR]
+                      [--dtype auto|bfloat16|float32|int8] [--threads N] [--sizes 448,896]
+                      [--images N] [--naive-questions N] [--out FILE]
 
-Without --model, a random-weight folder of Qwen2-VL-2B's widths is generated once
-in build/bench-models/: the reduced variant (4 text + 4 vision layers), or with
---full-depth all 28 + 32 layers (4.4 GB; a naive loop then takes hours).
+Without --model, a random-weight folder of a published checkpoint's widths is
+generated once in build/bench-models/, for --family (benchmarks/models/*.json):
+qwen2_vl (Qwen2-VL-2B, the default), llava_onevision (llava-onevision-qwen2-0.5b),
+llava (llava-1.5-7b); the reduced variant (4 text + 4 vision layers), or with
+--full-depth every layer (Qwen2-VL-2B: 4.4 GB; a naive loop then takes hours).
+The component probes (vision, prefill, scoring, decode against same-shape
+GEMM) exist for the Qwen2-VL families; other families report end to end.
 --dtype auto (default): what the library picks on this machine (bfloat16 with
 AVX-512 or CUDA, float32 otherwise). int8: int8 linear weights; the report
 then also gives its score difference from float32 on the same images.
@@ -106,22 +113,46 @@ Image test_image(int size, int index) {
   return image::resize(photo, size, size, image::Resample::Bicubic);
 }
 
+// The published checkpoint each family is benchmarked at (benchmarks/models/<name>.json).
+std::string checkpoint_of(const std::string& family) {
+  if (family == "qwen2_vl") return "qwen2-vl-2b";
+  if (family == "llava_onevision") return "llava-onevision-0.5b";
+  if (family == "llava") return "llava-1.5-7b";
+  throw Error(ErrorCode::InvalidArgument,
+              fmt::format("--family {}: no benchmark checkpoint (qwen2_vl, llava_onevision, llava)", family));
+}
+
+// The checkpoint's config with 4 text and 4 vision layers: every width real.
+json reduced(json config) {
+  json& text = config.contains("text_config") ? config["text_config"] : config;
+  text["num_hidden_layers"] = 4;
+  json& vision = config["vision_config"];
+  for (const char* key : {"depth", "num_hidden_layers"}) {
+    if (vision.contains(key)) vision[key] = 4;
+  }
+  if (vision.contains("fullatt_block_indexes")) vision["fullatt_block_indexes"] = {3};
+  return config;
+}
+
 // A bfloat16 checkpoint, as published models are; other dtypes convert it at load.
-std::string ensure_random_model(bool reduced) {
-  const std::string name = reduced ? "qwen2-vl-2b-reduced" : "qwen2-vl-2b";
+std::string ensure_random_model(const std::string& family, bool full_depth) {
+  const std::string name = checkpoint_of(family) + (full_depth ? "" : "-reduced");
   const std::string dir = std::string("build/bench-models/") + name + "-bfloat16";
   if (util::file_exists(util::join_path(dir, "model.safetensors"))) return dir;
   fmt::print(stderr, "bench: generating random-weight {} in {} (once)\n", name, dir);
+  const std::string source = std::string(IMGJUDGE_SOURCE_DIR "/benchmarks/models/") + checkpoint_of(family) + ".json";
+  json config = json::parse(util::read_file_text(source));
+  if (!full_depth) config = reduced(config);
+  std::filesystem::create_directories("build/bench-models");
+  const std::string config_path = "build/bench-models/" + name + ".json";
+  std::ofstream(config_path) << config.dump(2);
   devtools::RandomModelRequest request;
-  request.config_path = std::string(IMGJUDGE_SOURCE_DIR "/benchmarks/models/") + name + ".json";
+  request.config_path = config_path;
   request.tokenizer_dir = IMGJUDGE_SOURCE_DIR "/tests/data/tokenizers/qwen2";
   request.out_dir = dir;
   request.seed = 1;
   request.dtype = "bf16";
-  devtools::make_random_model(request);
-  // The real Qwen2-VL-2B image processor (pixel budget up to 16384 tokens), not the tiny test one.
-  std::ifstream source(IMGJUDGE_SOURCE_DIR "/benchmarks/models/preprocessor_config.json");
-  std::ofstream(util::join_path(dir, "preprocessor_config.json")) << source.rdbuf();
+  devtools::make_random_model(request);  // with the family's published processor config
   return dir;
 }
 
@@ -130,7 +161,7 @@ std::string ensure_random_model(bool reduced) {
 int main(int argc, char** argv) try {
   std::vector<std::string> args(argv + 1, argv + argc);
   bool quick = false, full_depth = false;
-  std::string model_dir, dtype = "auto", out_path;
+  std::string model_dir, dtype = "auto", out_path, family = "qwen2_vl";
   int threads = 0, images_per_size = 2, naive_questions = 0;
   std::vector<int> sizes = {448, 896};
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -141,6 +172,7 @@ int main(int argc, char** argv) try {
     if (args[i] == "--quick") quick = true;
     else if (args[i] == "--full-depth") full_depth = true;
     else if (args[i] == "--model") model_dir = value();
+    else if (args[i] == "--family") family = value();
     else if (args[i] == "--dtype") dtype = value();
     else if (args[i] == "--threads") threads = std::stoi(value());
     else if (args[i] == "--images") images_per_size = std::stoi(value());
@@ -172,7 +204,9 @@ int main(int argc, char** argv) try {
   const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", dtype, threads});
   dtype = target.linear_format == runtime::LinearFormat::Int8 ? "int8" : runtime::dtype_label(target.dtype);
   threads = devtools::set_threads(threads);
-  if (model_dir.empty()) model_dir = ensure_random_model(!full_depth);
+  if (model_dir.empty()) model_dir = ensure_random_model(family, full_depth);
+  family = models::read_model_type(model_dir);
+  const bool has_component_probes = family == "qwen2_vl" || family == "qwen2_5_vl";
 
   ModelConfig config;
   config.model_dir = model_dir;
@@ -284,40 +318,6 @@ int main(int argc, char** argv) try {
     fmt::print(stderr, "bench: int8 vs float32 scores: max |diff| {:.2e}, mean {:.2e}\n", max_diff, sum_diff / count);
   }
 
-  // Components at the first size, each next to the same-shape GEMM.
-  devtools::ComponentRequest request;
-  request.model_dir = model_dir;
-  request.dtype = dtype;
-  request.batch = static_cast<int>(questions.size());
-  // Token counts of the real prompts: the template head all questions share
-  // (kept in the prefix) and the mean tokens each question adds after it.
-  {
-    const auto tokenizer = tokenizer::Tokenizer::load(model_dir);
-    std::vector<std::vector<std::int32_t>> encoded;
-    for (const auto& q : questions) encoded.push_back(tokenizer.encode(q.prompt, false));
-    std::size_t head = encoded.front().size();
-    double total = 0;
-    for (const auto& e : encoded) {
-      std::size_t n = 0;
-      while (n < head && n < e.size() && e[n] == encoded.front()[n]) ++n;
-      head = n;
-      total += double(e.size());
-    }
-    constexpr int kClosingTokens = 5;  // <|im_end|> \n <|im_start|> assistant \n
-    request.head_tokens = static_cast<int>(head);
-    request.question_tokens = static_cast<int>(std::lround(total / double(encoded.size()) - double(head))) + kClosingTokens;
-  }
-  const auto components = devtools::probe_qwen_vl_components(request, test_image(sizes.front(), 0));
-  auto gemm = [&](std::int64_t m, std::int64_t k, std::int64_t n) { return devtools::probe_gemm(m, k, n, dtype); };
-  const auto gemm_vision = gemm(components.vision.tokens, components.vision_width, components.vision_intermediate);
-  const auto gemm_prefill = gemm(components.prefix_tokens, components.hidden_size, components.intermediate_size);
-  const auto gemm_scoring = gemm(components.scoring.tokens, components.hidden_size, components.intermediate_size);
-  const auto gemm_decode = gemm(1, components.hidden_size, components.intermediate_size);
-  auto component_json = [](const devtools::ComponentTiming& c, const devtools::GemmProbe& g) {
-    return json{{"seconds", c.seconds}, {"tokens", c.tokens}, {"gflop", c.flops / 1e9},
-                {"achieved_gflops", c.gflops()}, {"gemm_gflops_same_shape", g.gflops},
-                {"gemm_shape", {g.m, g.k, g.n}}, {"efficiency", c.gflops() / g.gflops}};
-  };
   // The three dtypes' GEMM rates here, at one moderate shape (bfloat16 without
   // AVX-512 runs a scalar loop, so a large shape would take minutes).
   json gemm_by_dtype = json::object();
@@ -326,19 +326,71 @@ int main(int argc, char** argv) try {
     gemm_by_dtype[kind] = {{"shape", {probe.m, probe.k, probe.n}}, {"gflops", probe.gflops}};
   }
 
-  // The physical floor of one image at this machine's GEMM rates: the vision
-  // tower, one prefill of the prefix and the questions' own tokens, each at
-  // the speed of a plain GEMM of its shape.
-  const double floor_seconds = components.vision.flops / (gemm_vision.gflops * 1e9) +
-                               components.prefill.flops / (gemm_prefill.gflops * 1e9) +
-                               components.scoring.flops / (gemm_scoring.gflops * 1e9);
   const double judge_seconds = results.front()["imgjudge"]["seconds_per_image"].get<double>();
+  // Components at the first size, each next to the same-shape GEMM (Qwen2-VL families).
+  json component_report = {{"components", {{"note", "component probes exist for qwen2_vl and qwen2_5_vl"}}}};
+  if (has_component_probes) {
+    // Components at the first size, each next to the same-shape GEMM.
+    devtools::ComponentRequest request;
+    request.model_dir = model_dir;
+    request.dtype = dtype;
+    request.batch = static_cast<int>(questions.size());
+    // Token counts of the real prompts: the template head all questions share
+    // (kept in the prefix) and the mean tokens each question adds after it.
+    {
+      const auto tokenizer = tokenizer::Tokenizer::load(model_dir);
+      std::vector<std::vector<std::int32_t>> encoded;
+      for (const auto& q : questions) encoded.push_back(tokenizer.encode(q.prompt, false));
+      std::size_t head = encoded.front().size();
+      double total = 0;
+      for (const auto& e : encoded) {
+        std::size_t n = 0;
+        while (n < head && n < e.size() && e[n] == encoded.front()[n]) ++n;
+        head = n;
+        total += double(e.size());
+      }
+      constexpr int kClosingTokens = 5;  // <|im_end|> \n <|im_start|> assistant \n
+      request.head_tokens = static_cast<int>(head);
+      request.question_tokens = static_cast<int>(std::lround(total / double(encoded.size()) - double(head))) + kClosingTokens;
+    }
+    const auto components = devtools::probe_qwen_vl_components(request, test_image(sizes.front(), 0));
+    auto gemm = [&](std::int64_t m, std::int64_t k, std::int64_t n) { return devtools::probe_gemm(m, k, n, dtype); };
+    const auto gemm_vision = gemm(components.vision.tokens, components.vision_width, components.vision_intermediate);
+    const auto gemm_prefill = gemm(components.prefix_tokens, components.hidden_size, components.intermediate_size);
+    const auto gemm_scoring = gemm(components.scoring.tokens, components.hidden_size, components.intermediate_size);
+    const auto gemm_decode = gemm(1, components.hidden_size, components.intermediate_size);
+    auto component_json = [](const devtools::ComponentTiming& c, const devtools::GemmProbe& g) {
+      return json{{"seconds", c.seconds}, {"tokens", c.tokens}, {"gflop", c.flops / 1e9},
+                  {"achieved_gflops", c.gflops()}, {"gemm_gflops_same_shape", g.gflops},
+                  {"gemm_shape", {g.m, g.k, g.n}}, {"efficiency", c.gflops() / g.gflops}};
+    };
+    // The physical floor of one image at this machine's GEMM rates: the vision
+    // tower, one prefill of the prefix and the questions' own tokens, each at
+    // the speed of a plain GEMM of its shape.
+    const double floor_seconds = components.vision.flops / (gemm_vision.gflops * 1e9) +
+                                 components.prefill.flops / (gemm_prefill.gflops * 1e9) +
+                                 components.scoring.flops / (gemm_scoring.gflops * 1e9);
+    component_report = {
+        {"components", {{"image_size", sizes.front()},
+                        {"image_tokens", components.image_tokens},
+                        {"prefix_tokens", components.prefix_tokens},
+                        {"question_head_tokens", request.head_tokens},
+                        {"tokens_per_question", request.question_tokens},
+                        {"vision", component_json(components.vision, gemm_vision)},
+                        {"prefill", component_json(components.prefill, gemm_prefill)},
+                        {"scoring", component_json(components.scoring, gemm_scoring)},
+                        {"decode", component_json(components.decode, gemm_decode)}}},
+        {"prefill_efficiency", components.prefill.gflops() / gemm_prefill.gflops},
+        {"scoring_efficiency", components.scoring.gflops() / gemm_scoring.gflops},
+        {"floor_seconds_per_image", floor_seconds},
+        {"fraction_of_floor", floor_seconds / judge_seconds}};
+  }
   json report = {
       {"benchmark", "imgjudge.bench_judge/2"},
       {"machine", {{"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()},
                    {"avx512bw", cpu_flag("avx512bw")}, {"avx512_bf16", cpu_flag("avx512_bf16")},
                    {"blas", devtools::blas_library()}, {"gemm_by_dtype", gemm_by_dtype}}},
-      {"model", {{"dir", model_dir}, {"config", json::parse(util::read_file_text(util::join_path(model_dir, "config.json")))}}},
+      {"model", {{"dir", model_dir}, {"family", family}, {"config", json::parse(util::read_file_text(util::join_path(model_dir, "config.json")))}}},
       {"dtype", dtype},
       {"threads", threads},
       {"quick", quick},
@@ -351,25 +403,13 @@ int main(int argc, char** argv) try {
       {"end_to_end", results},
       {"speedup_vs_naive", results.front()["speedup_vs_naive"]},
       {"images_per_s", results.front()["imgjudge"]["images_per_s"]},
-      {"components", {{"image_size", sizes.front()},
-                      {"image_tokens", components.image_tokens},
-                      {"prefix_tokens", components.prefix_tokens},
-                      {"question_head_tokens", request.head_tokens},
-                      {"tokens_per_question", request.question_tokens},
-                      {"vision", component_json(components.vision, gemm_vision)},
-                      {"prefill", component_json(components.prefill, gemm_prefill)},
-                      {"scoring", component_json(components.scoring, gemm_scoring)},
-                      {"decode", component_json(components.decode, gemm_decode)}}},
-      {"prefill_efficiency", components.prefill.gflops() / gemm_prefill.gflops},
-      {"scoring_efficiency", components.scoring.gflops() / gemm_scoring.gflops},
-      {"floor_seconds_per_image", floor_seconds},
-      {"fraction_of_floor", floor_seconds / judge_seconds},
       {"peak_rss_bytes", judging_peak_rss},
       {"peak_rss_over_weights", double(judging_peak_rss) / double(weights)},
       {"rss_before_load_bytes", rss_before_load},
       {"load_peak_rss_bytes", load_peak_rss},
       {"int8_vs_float32", int8_vs_float32},
   };
+  report.update(component_report);
   // The Judge's shared-prefix, packed scoring must give the naive loop's
   // answers: exactly up to float32 rounding, within bfloat16/int8 rounding otherwise.
   double worst = 0;

@@ -4,7 +4,9 @@
 # Real models: set IMGJUDGE_MODEL to a Hugging Face vision-language model folder
 # (e.g. a downloaded Qwen2-VL-2B-Instruct) and optionally IMGJUDGE_RELEVANCE_MODEL
 # to a CLIP folder (e.g. openai/clip-vit-base-patch16). Without them, this uses
-# models that carry no knowledge, and says so.
+# models that carry no knowledge, and says so: a tiny random-weight model of the
+# family IMGJUDGE_DEMO_FAMILY (qwen2_vl by default; llava, llava_next,
+# llava_onevision).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,19 +38,25 @@ if [[ -n "${IMGJUDGE_MODEL:-}" ]]; then
 fi
 
 random_dir=build/demo-models
+family=${IMGJUDGE_DEMO_FAMILY:-qwen2_vl}
+family_config="examples/demo/tiny-${family//_/-}.json"
+if [[ ! -f "$family_config" ]]; then
+  echo "demo: IMGJUDGE_DEMO_FAMILY=$family has no $family_config (qwen2_vl, llava, llava_next, llava_onevision)" >&2
+  exit 2
+fi
 if "$imgjudge" make-random-model --help >/dev/null 2>&1 &&
-   "$imgjudge" make-random-model --config examples/demo/tiny-qwen2-vl.json \
-       --tokenizer tests/data/tokenizers/qwen2 --out "$random_dir/qwen2-vl" --seed 1 >/dev/null 2>&1 &&
+   "$imgjudge" make-random-model --config "$family_config" \
+       --tokenizer tests/data/tokenizers/qwen2 --out "$random_dir/$family" --seed 1 >/dev/null 2>&1 &&
    "$imgjudge" make-random-model --config examples/demo/tiny-clip.json \
        --tokenizer tests/data/tokenizers/clip --out "$random_dir/clip" --seed 1 >/dev/null 2>&1; then
   banner "WARNING: no real model configured (IMGJUDGE_MODEL is unset)." \
-         "Judging with a TINY RANDOM-WEIGHT Qwen2-VL generated in $random_dir" \
+         "Judging with a TINY RANDOM-WEIGHT $family model generated in $random_dir/$family" \
          "(relevance scanning off: a random CLIP would skip every rule):" \
          "the pipeline runs for real, but THE VERDICTS ARE MEANINGLESS." \
          "For real verdicts: IMGJUDGE_MODEL=/path/to/Qwen2-VL-2B-Instruct \\" \
          "  IMGJUDGE_RELEVANCE_MODEL=/path/to/clip-vit-base-patch16 scripts/demo.sh"
   # Random CLIP embeddings would skip every rule; judge them all, with short reasoning turns.
-  judge --model "$random_dir/qwen2-vl" --no-relevance --reasoning-tokens 24 "${images[@]}"
+  judge --model "$random_dir/$family" --no-relevance --reasoning-tokens 24 "${images[@]}"
   exit 0
 fi
 

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -80,6 +81,42 @@ at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& keys, const 
   }
   // [B, KV, G*Tq, D] = [B, H, Tq, D] -> [B, Tq, H*D]
   return out.reshape({batch, heads, queries, dim}).transpose(1, 2).reshape({batch, queries, heads * dim});
+}
+
+namespace {
+// Elements of one block of scores: 2M float32 (8 MiB) keep a block near the caches.
+constexpr std::int64_t kScoreBlock = std::int64_t{2} << 20;
+// Segments up to this many tokens attend with one batched product over all
+// heads: per-head calls would be mostly overhead (Qwen2.5-VL's 64-patch windows).
+constexpr std::int64_t kSmallSegment = 256;
+}  // namespace
+
+at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const std::vector<std::int64_t>& bounds, double scale) {
+  const std::int64_t heads = q.size(0), tokens = q.size(1), dim = q.size(2);
+  at::Tensor out = at::empty({tokens, heads, dim}, q.options());  // written block by block
+  for (std::size_t s = 0; s + 1 < bounds.size(); ++s) {
+    const std::int64_t begin = bounds[s], length = bounds[s + 1] - bounds[s];
+    if (length == 0) continue;
+    if (length <= kSmallSegment) {
+      at::Tensor scores = at::matmul(q.narrow(1, begin, length), k.narrow(1, begin, length).transpose(1, 2)).mul_(scale);
+      const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());
+      out.narrow(0, begin, length).copy_(at::matmul(probs, v.narrow(1, begin, length)).transpose(0, 1));  // [L, H, D]
+      continue;
+    }
+    const std::int64_t block = std::clamp<std::int64_t>(kScoreBlock / length, 64, length);
+    for (std::int64_t h = 0; h < heads; ++h) {
+      const at::Tensor keys_t = k[h].narrow(0, begin, length).t();  // [D, L]
+      const at::Tensor values = v[h].narrow(0, begin, length);                  // [L, D]
+      for (std::int64_t row = 0; row < length; row += block) {
+        const std::int64_t rows = std::min(block, length - row);
+        at::Tensor scores = at::mm(q[h].narrow(0, begin + row, rows), keys_t).mul_(scale);  // [rows, L]
+        const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(values.scalar_type());
+        out.narrow(0, begin + row, rows).select(1, h).copy_(at::mm(probs, values));  // [rows, D]
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace imgjudge::models

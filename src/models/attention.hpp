@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace imgjudge::models {
 
@@ -34,5 +35,20 @@ struct AttentionSpan {
 at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
                              const at::Tensor& prefix_keys, const at::Tensor& prefix_values,
                              const AttentionSpan& span);
+
+/// Bidirectional attention within segments, for vision towers: token i sees
+/// token j only when both lie in [bounds[s], bounds[s + 1]) for some s (HF's
+/// cu_seqlens block mask; a batch of B images of L tokens is bounds
+/// 0, L, ..., B*L). q, k, v [H, N, D]; softmax(q k^T * scale) v with the
+/// softmax in float32. Returns [N, H, D].
+///
+/// Runs per (segment, head, block of query rows) as plain 2-D GEMMs: on CPU
+/// these reach 1.5-10x the speed of one batched product over all heads
+/// (which libtorch runs far from GEMM speed, in bfloat16 most of all), and a
+/// block's scores [rows, segment] stay in cache instead of streaming 1 GiB of
+/// them through memory per layer (896x896 Qwen2-VL: 4096 patches x 4096 keys
+/// x 16 heads).
+at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const std::vector<std::int64_t>& bounds, double scale);
 
 }  // namespace imgjudge::models

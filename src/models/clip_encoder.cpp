@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "imgjudge/error.hpp"
+#include "models/attention.hpp"
 #include "runtime/config.hpp"
 
 namespace imgjudge::models {
@@ -54,13 +55,29 @@ ClipEncoder::ClipEncoder(const EncoderConfig& config, const runtime::WeightStore
 }
 
 at::Tensor ClipEncoder::self_attention(const Layer& layer, const at::Tensor& x, const at::Tensor& additive_mask) const {
-  const std::int64_t heads = config_.num_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(config_.hidden_size / heads));
-  // [B, L, D] -> [B, H, L, D/H]
-  const at::Tensor q = nn::split_heads(nn::linear(x, layer.q_weight, layer.q_bias), heads);
-  const at::Tensor k = nn::split_heads(nn::linear(x, layer.k_weight, layer.k_bias), heads);
-  const at::Tensor v = nn::split_heads(nn::linear(x, layer.v_weight, layer.v_bias), heads);
-  const at::Tensor context = nn::merge_heads(nn::attention(q, k, v, additive_mask, scale));
+  const std::int64_t heads = config_.num_heads, head_dim = config_.hidden_size / heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  if (additive_mask.defined()) {
+    // Text towers (causal and padding masks, a few dozen tokens): one product.
+    // [B, L, D] -> [B, H, L, D/H]
+    const at::Tensor q = nn::split_heads(nn::linear(x, layer.q_weight, layer.q_bias), heads);
+    const at::Tensor k = nn::split_heads(nn::linear(x, layer.k_weight, layer.k_bias), heads);
+    const at::Tensor v = nn::split_heads(nn::linear(x, layer.v_weight, layer.v_bias), heads);
+    const at::Tensor context = nn::merge_heads(nn::attention(q, k, v, additive_mask, scale));
+    return nn::linear(context, layer.out_weight, layer.out_bias);
+  }
+  // Vision towers (hundreds of patches per image, no mask): each image is a
+  // segment of the blocked attention every ViT shares (models/attention.hpp).
+  const std::int64_t batch = x.size(0), length = x.size(1), tokens = batch * length;
+  const auto heads_first = [&](const at::Tensor& t) {  // [B, L, H*D] -> [H, B*L, D]
+    return t.reshape({tokens, heads, head_dim}).transpose(0, 1).contiguous();
+  };
+  const at::Tensor q = heads_first(nn::linear(x, layer.q_weight, layer.q_bias));
+  const at::Tensor k = heads_first(nn::linear(x, layer.k_weight, layer.k_bias));
+  const at::Tensor v = heads_first(nn::linear(x, layer.v_weight, layer.v_bias));
+  std::vector<std::int64_t> bounds;
+  for (std::int64_t b = 0; b <= batch; ++b) bounds.push_back(b * length);
+  const at::Tensor context = segment_attention(q, k, v, bounds, scale).reshape({batch, length, config_.hidden_size});
   return nn::linear(context, layer.out_weight, layer.out_bias);
 }
 

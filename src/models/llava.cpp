@@ -72,16 +72,6 @@ std::unique_ptr<const Decoder> text_decoder(const runtime::HfConfig& root, const
                            weights.scope(layout.transformer), weights, layout.lm_head, root.file());
 }
 
-// Index of hidden_states[layer] among the tower's layers + 1 entries (Python indexing).
-std::int64_t hidden_index(std::int64_t layer, std::int64_t layers) {
-  const std::int64_t index = layer < 0 ? layers + 1 + layer : layer;
-  if (index < 0 || index > layers) {
-    throw Error(ErrorCode::InvalidModel,
-                fmt::format("vision_feature_layer {} is outside the tower's {} hidden states", layer, layers + 1));
-  }
-  return index;
-}
-
 }  // namespace
 
 LlavaConfig LlavaConfig::from_config(const runtime::HfConfig& config) {
@@ -116,7 +106,7 @@ LlavaConfig LlavaConfig::from_config(const runtime::HfConfig& config) {
   } else {
     c.feature_layers = {config.get_int("vision_feature_layer", default_layer)};
   }
-  for (std::int64_t layer : c.feature_layers) hidden_index(layer, c.vision.encoder.num_layers);
+  for (std::int64_t layer : c.feature_layers) hidden_state_index(layer, c.vision.encoder.num_layers);
   const std::string strategy = config.get_string("vision_feature_select_strategy", onevision ? "full" : "default");
   if (strategy != "default" && strategy != "full") {
     throw Error(ErrorCode::InvalidModel,
@@ -216,11 +206,11 @@ std::vector<at::Tensor> LlavaModel::vision_hidden_states(const at::Tensor& tiles
 at::Tensor LlavaModel::tile_features(const at::Tensor& tiles, const CallContext* call) const {
   const std::int64_t layers = config_.vision.encoder.num_layers;
   std::int64_t through = 0;
-  for (std::int64_t layer : config_.feature_layers) through = std::max(through, hidden_index(layer, layers));
+  for (std::int64_t layer : config_.feature_layers) through = std::max(through, hidden_state_index(layer, layers));
   // Only the layers up to the deepest one read are run.
   const std::vector<at::Tensor> states = tower_->hidden_states(tiles, through, call);
   std::vector<at::Tensor> selected;
-  for (std::int64_t layer : config_.feature_layers) selected.push_back(states[std::size_t(hidden_index(layer, layers))]);
+  for (std::int64_t layer : config_.feature_layers) selected.push_back(states[std::size_t(hidden_state_index(layer, layers))]);
   at::Tensor features = selected.size() == 1 ? selected.front() : at::cat(selected, -1);  // [T, tokens, Dv * layers]
   if (config_.drop_class_token) features = features.narrow(1, 1, features.size(1) - 1);
   return projector_2_(projector_act_(projector_1_(features)));  // [T, tokens, Dt]

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "imgjudge/error.hpp"
+#include "models/attention.hpp"
 #include "models/qwen_vl_vision.hpp"
 #include "runtime/nn.hpp"
 #include "runtime/safetensors.hpp"
@@ -50,13 +51,6 @@ at::Tensor vision_rotary_angles(const std::vector<ImageGrid>& grids, std::int64_
   return at::cat({table.index_select(0, at::cat(rows)), table.index_select(0, at::cat(cols))}, 1);
 }
 
-// Elements of one block of vision attention scores: 2M float32 (8 MiB) keep a
-// block's scores near the caches instead of streaming 1 GiB of them (896x896:
-// 4096 patches x 4096 keys x 16 heads) through memory per layer.
-constexpr std::int64_t kVisionScoreBlock = std::int64_t{2} << 20;
-// Spans up to this many patches attend with one batched product over all heads.
-constexpr std::int64_t kSmallSpan = 256;
-
 at::Tensor vision_attention(const at::Tensor& x, const VisionAttentionWeights& weights, std::int64_t num_heads,
                             const at::Tensor& angles, const std::vector<std::int64_t>& bounds) {
   const std::int64_t tokens = x.size(0), dim = x.size(1), head_dim = dim / num_heads;
@@ -74,33 +68,7 @@ at::Tensor vision_attention(const at::Tensor& x, const VisionAttentionWeights& w
   k = rotate(k).transpose(0, 1).contiguous();
   v = v.transpose(0, 1).contiguous();
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  // Attention runs per (span, head, block of query rows) as plain 2-D GEMMs:
-  // on CPU these reach 1.5-2x the speed of one batched matmul over all heads,
-  // and a block's scores [rows, span] stay small. Each query row's result is
-  // the same as in one full softmax(QK^T / sqrt(D)) V.
-  at::Tensor out = at::empty({tokens, num_heads, head_dim}, x.options());  // written block by block
-  for (std::size_t s = 0; s + 1 < bounds.size(); ++s) {
-    const std::int64_t begin = bounds[s], length = bounds[s + 1] - bounds[s];
-    if (length == 0) continue;
-    if (length <= kSmallSpan) {
-      // Qwen2.5-VL's windows (64 patches): per-head calls would be mostly overhead.
-      at::Tensor scores = at::matmul(q.narrow(1, begin, length), k.narrow(1, begin, length).transpose(1, 2)).mul_(scale);
-      const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());
-      out.narrow(0, begin, length).copy_(at::matmul(probs, v.narrow(1, begin, length)).transpose(0, 1));  // [span, H, D]
-      continue;
-    }
-    const std::int64_t block = std::clamp<std::int64_t>(kVisionScoreBlock / length, 64, length);
-    for (std::int64_t h = 0; h < num_heads; ++h) {
-      const at::Tensor keys_t = k[h].narrow(0, begin, length).t();  // [D, span]
-      const at::Tensor values = v[h].narrow(0, begin, length);      // [span, D]
-      for (std::int64_t row = 0; row < length; row += block) {
-        const std::int64_t rows = std::min(block, length - row);
-        at::Tensor scores = at::mm(q[h].narrow(0, begin + row, rows), keys_t).mul_(scale);  // [rows, span]
-        const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(values.scalar_type());
-        out.narrow(0, begin + row, rows).select(1, h).copy_(at::mm(probs, values));  // [rows, D]
-      }
-    }
-  }
+  const at::Tensor out = segment_attention(q, k, v, bounds, scale);  // [N, H, D]
   return weights.proj(out.view({tokens, dim}));
 }
 

@@ -26,18 +26,16 @@ void check_pixels(const at::Tensor& pixel_values, const VitConfig& v, const char
   }
 }
 
-// How many encoder layers produce hidden_states[through] (Python indexing of
-// the L+1 entries: -1 is the last layer's output).
-std::int64_t layers_needed(std::int64_t through, std::int64_t layers) {
-  const std::int64_t index = through < 0 ? layers + 1 + through : through;
+}  // namespace
+
+std::int64_t hidden_state_index(std::int64_t layer, std::int64_t layers) {
+  const std::int64_t index = layer < 0 ? layers + 1 + layer : layer;
   if (index < 0 || index > layers) {
     throw Error(ErrorCode::InvalidModel,
-                fmt::format("vision feature layer {} is outside the tower's {} hidden states", through, layers + 1));
+                fmt::format("vision feature layer {} is outside the tower's {} hidden states", layer, layers + 1));
   }
   return index;
 }
-
-}  // namespace
 
 VitConfig VitConfig::read(const runtime::HfConfig& vision, const VitConfig& defaults) {
   VitConfig config;
@@ -45,9 +43,10 @@ VitConfig VitConfig::read(const runtime::HfConfig& vision, const VitConfig& defa
   config.num_channels = vision.get_int("num_channels", defaults.num_channels);
   config.image_size = vision.get_int("image_size", defaults.image_size);
   config.patch_size = vision.get_int("patch_size", defaults.patch_size);
-  if (config.patch_size <= 0 || config.image_size < config.patch_size || config.image_size % config.patch_size != 0 ||
-      config.num_channels <= 0) {
-    throw Error(ErrorCode::InvalidModel, fmt::format("{}: vision image_size {} is not a multiple of patch_size {}",
+  // image_size need not be a multiple of patch_size: the patch convolution
+  // drops the remainder (SigLIP so400m: 384 px in 14 px patches, 27 x 27).
+  if (config.patch_size <= 0 || config.image_size < config.patch_size || config.num_channels <= 0) {
+    throw Error(ErrorCode::InvalidModel, fmt::format("{}: vision image_size {} / patch_size {} are invalid",
                                                      vision.file(), config.image_size, config.patch_size));
   }
   return config;
@@ -68,7 +67,7 @@ ClipVisionTower::ClipVisionTower(const VitConfig& config, const runtime::WeightS
 std::vector<at::Tensor> ClipVisionTower::hidden_states(const at::Tensor& pixel_values, std::int64_t through,
                                                        const CallContext* call) const {
   check_pixels(pixel_values, config_, "clip");
-  const std::int64_t layers = layers_needed(through, encoder_.num_layers());
+  const std::int64_t layers = hidden_state_index(through, encoder_.num_layers());
   const at::Tensor pixels = pixel_values.to(class_embedding_.device(), class_embedding_.scalar_type());
   const std::int64_t batch = pixels.size(0);
   // Conv with stride = kernel = patch: [B, D, g, g] -> [B, g*g, D]
@@ -104,7 +103,7 @@ SiglipVisionTower::SiglipVisionTower(const VitConfig& config, const runtime::Wei
 std::vector<at::Tensor> SiglipVisionTower::hidden_states(const at::Tensor& pixel_values, std::int64_t through,
                                                          const CallContext* call) const {
   check_pixels(pixel_values, config_, "siglip");
-  const std::int64_t layers = layers_needed(through, encoder_.num_layers());
+  const std::int64_t layers = hidden_state_index(through, encoder_.num_layers());
   const at::Tensor pixels = pixel_values.to(patch_weight_.device(), patch_weight_.scalar_type());
   // [B, D, g, g] -> [B, g*g, D]; no class token in SigLIP.
   at::Tensor x =

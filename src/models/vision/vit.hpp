@@ -26,12 +26,17 @@ struct VitConfig {
   std::int64_t num_channels = 3;
   std::int64_t image_size = 224;
   std::int64_t patch_size = 32;
-  std::int64_t grid() const { return image_size / patch_size; }  ///< Patches per side.
+  std::int64_t grid() const { return image_size / patch_size; }  ///< Patches per side (the remainder is dropped).
 
   /// The tower fields of a vision_config, absent keys from `defaults`
   /// (Error(InvalidModel) for sizes that do not tile).
   static VitConfig read(const runtime::HfConfig& vision, const VitConfig& defaults);
 };
+
+/// The index among a tower's `layers` + 1 hidden states of `layer`, counted as
+/// Python indexes them (-1: the last layer's output). Error(InvalidModel) when
+/// out of range.
+std::int64_t hidden_state_index(std::int64_t layer, std::int64_t layers);
 
 /// What a vision-language model needs of a tower.
 class VisionTower {
@@ -42,7 +47,8 @@ class VisionTower {
   virtual bool has_class_token() const = 0;
   /// HF's hidden_states for pixel_values [B, C, S, S]: entry 0 the embeddings
   /// (CLIP: after pre_layrnorm), entry k the output of layer k, each
-  /// [B, tokens, hidden]; only entries 0..`through` are computed.
+  /// [B, tokens, hidden]; only entries up to hidden_state_index(`through`)
+  /// are computed.
   virtual std::vector<at::Tensor> hidden_states(const at::Tensor& pixel_values, std::int64_t through,
                                                 const CallContext* call) const = 0;
 };
