@@ -46,8 +46,8 @@ generated once in build/bench-models/, for --family (benchmarks/models/*.json):
 qwen2_vl (Qwen2-VL-2B, the default), llava_onevision (llava-onevision-qwen2-0.5b),
 llava (llava-1.5-7b); the reduced variant (4 text + 4 vision layers), or with
 --full-depth every layer (Qwen2-VL-2B: 4.4 GB; a naive loop then takes hours).
-The component probes (vision, prefill, scoring, decode against same-shape
-GEMM) exist for the Qwen2-VL families; other families report end to end.
+The components (vision, prefill, scoring, decode) are timed through the
+engine the Judge runs, each beside the same-shape GEMM.
 --dtype auto (default): what the library picks on this machine (bfloat16 with
 AVX-512 or CUDA, float32 otherwise). int8: int8 linear weights; the report
 then also gives its score difference from float32 on the same images.
@@ -206,7 +206,6 @@ int main(int argc, char** argv) try {
   threads = devtools::set_threads(threads);
   if (model_dir.empty()) model_dir = ensure_random_model(family, full_depth);
   family = models::read_model_type(model_dir);
-  const bool has_component_probes = family == "qwen2_vl" || family == "qwen2_5_vl";
 
   ModelConfig config;
   config.model_dir = model_dir;
@@ -327,33 +326,11 @@ int main(int argc, char** argv) try {
   }
 
   const double judge_seconds = results.front()["imgjudge"]["seconds_per_image"].get<double>();
-  // Components at the first size, each next to the same-shape GEMM (Qwen2-VL families).
-  json component_report = {{"components", {{"note", "component probes exist for qwen2_vl and qwen2_5_vl"}}}};
-  if (has_component_probes) {
-    // Components at the first size, each next to the same-shape GEMM.
-    devtools::ComponentRequest request;
-    request.model_dir = model_dir;
-    request.dtype = dtype;
-    request.batch = static_cast<int>(questions.size());
-    // Token counts of the real prompts: the template head all questions share
-    // (kept in the prefix) and the mean tokens each question adds after it.
-    {
-      const auto tokenizer = tokenizer::Tokenizer::load(model_dir);
-      std::vector<std::vector<std::int32_t>> encoded;
-      for (const auto& q : questions) encoded.push_back(tokenizer.encode(q.prompt, false));
-      std::size_t head = encoded.front().size();
-      double total = 0;
-      for (const auto& e : encoded) {
-        std::size_t n = 0;
-        while (n < head && n < e.size() && e[n] == encoded.front()[n]) ++n;
-        head = n;
-        total += double(e.size());
-      }
-      constexpr int kClosingTokens = 5;  // <|im_end|> \n <|im_start|> assistant \n
-      request.head_tokens = static_cast<int>(head);
-      request.question_tokens = static_cast<int>(std::lround(total / double(encoded.size()) - double(head))) + kClosingTokens;
-    }
-    const auto components = devtools::probe_qwen_vl_components(request, test_image(sizes.front(), 0));
+  // Components at the first size, through the engine the Judge runs, each
+  // next to the same-shape GEMM.
+  json component_report;
+  {
+    const auto components = devtools::probe_vlm_components(model_dir, dtype, test_image(sizes.front(), 0), questions);
     auto gemm = [&](std::int64_t m, std::int64_t k, std::int64_t n) { return devtools::probe_gemm(m, k, n, dtype); };
     const auto gemm_vision = gemm(components.vision.tokens, components.vision_width, components.vision_intermediate);
     const auto gemm_prefill = gemm(components.prefix_tokens, components.hidden_size, components.intermediate_size);
@@ -374,8 +351,8 @@ int main(int argc, char** argv) try {
         {"components", {{"image_size", sizes.front()},
                         {"image_tokens", components.image_tokens},
                         {"prefix_tokens", components.prefix_tokens},
-                        {"question_head_tokens", request.head_tokens},
-                        {"tokens_per_question", request.question_tokens},
+                        {"question_head_tokens", components.question_head_tokens},
+                        {"tokens_per_question", components.tokens_per_question},
                         {"vision", component_json(components.vision, gemm_vision)},
                         {"prefill", component_json(components.prefill, gemm_prefill)},
                         {"scoring", component_json(components.scoring, gemm_scoring)},

@@ -1,13 +1,17 @@
 #include "devtools/vlm_probe.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
 #include <vector>
 
-#include "models/qwen2.hpp"
+#include "backends/torch/vlm.hpp"
+#include "imgjudge/error.hpp"
+#include "models/families.hpp"
+#include "models/llava.hpp"
 #include "models/qwen2_vl.hpp"
 #include "runtime/device.hpp"
 #include "util/files.hpp"
@@ -30,146 +34,151 @@ double median_seconds(int repetitions, const std::function<void()>& run) {
 // FLOPs of `tokens` new tokens through the decoder, each attending to
 // `context` earlier positions plus (causally) the new ones before it. The last
 // layer answers only `read` of them (keys and values still for all), as the
-// Judge runs it: 0 for a prefix, one per question when scoring.
+// engine runs it: 0 for a prefix, one per question when scoring.
 double decoder_flops(const models::DecoderConfig& c, double tokens, double context, double read) {
-  const double q_out = double(c.num_heads) * c.head_dim;
-  const double kv_out = double(c.num_kv_heads) * c.head_dim;
+  const double q_out = double(c.num_heads) * double(c.head_dim);
+  const double kv_out = double(c.num_kv_heads) * double(c.head_dim);
   auto layer = [&](double queries) {
-    const double keys_values = 2.0 * tokens * c.hidden_size * 2 * kv_out;
-    const double query_output = 2.0 * queries * c.hidden_size * 2 * q_out;
-    const double mlp = 2.0 * queries * c.hidden_size * c.intermediate_size * 3;
+    const double keys_values = 2.0 * tokens * double(c.hidden_size) * 2 * kv_out;
+    const double query_output = 2.0 * queries * double(c.hidden_size) * 2 * q_out;
+    const double mlp = 2.0 * queries * double(c.hidden_size) * double(c.intermediate_size) * 3;
     const double attention = 4.0 * queries * (context + (tokens + 1) / 2.0) * q_out;
     return keys_values + query_output + mlp + attention;
   };
   return double(c.num_layers - 1) * layer(tokens) + layer(read);
 }
 
-double vision_flops(const models::QwenVisionConfig& v, std::int64_t out_hidden, double patches) {
-  const double d = double(v.hidden_size);
-  const double embed = 2.0 * patches * v.patch_dim() * d;
-  // qkv + proj, the MLP (two matrices for GELU MLPs, three for SwiGLU), full attention per image.
-  const double mlp_matrices = v.hidden_act == "silu" ? 3.0 : 2.0;
-  const double per_layer = 2.0 * patches * d * 4 * d + 2.0 * patches * d * v.intermediate_size * mlp_matrices +
-                           4.0 * patches * patches * d;
-  const double merged = patches / double(v.spatial_merge_size * v.spatial_merge_size);
-  const double merge_width = d * v.spatial_merge_size * v.spatial_merge_size;
-  const double merger = 2.0 * merged * merge_width * merge_width + 2.0 * merged * merge_width * out_hidden;
-  return embed + double(v.depth) * per_layer + merger;
+// A ViT layer over `tokens` tokens in segments of `segment`: q/k/v/o, the MLP
+// (`mlp_matrices` products of width x intermediate), attention within segments.
+double vit_layer_flops(double tokens, double segment, double width, double intermediate, double mlp_matrices) {
+  return 2.0 * tokens * width * 4 * width + 2.0 * tokens * width * intermediate * mlp_matrices +
+         4.0 * tokens * segment * width;
+}
+
+struct VisionCost {
+  double flops = 0;
+  std::int64_t tokens = 0, width = 0, intermediate = 0;
+};
+
+VisionCost vision_cost(const models::MultimodalLM& model, const Image& image) {
+  if (const auto* qwen = dynamic_cast<const models::QwenVLModel*>(&model)) {
+    const auto& v = qwen->config().vision;
+    const auto processed = models::qwen_preprocess_image(
+        image, models::QwenImageProcessorConfig::from_file(util::join_path(model.model_dir(), "preprocessor_config.json")));
+    const double patches = double(processed.grid.patches());
+    const double d = double(v.hidden_size);
+    // Full attention per image in Qwen2-VL; Qwen2.5-VL's windowed blocks cost less (counted as full: an upper bound).
+    const double mlp_matrices = v.hidden_act == "silu" ? 3.0 : 2.0;
+    const double merged = patches / double(v.spatial_merge_size * v.spatial_merge_size);
+    const double merge_width = d * double(v.spatial_merge_size * v.spatial_merge_size);
+    VisionCost cost;
+    cost.flops = 2.0 * patches * double(v.patch_dim()) * d +
+                 double(v.depth) * vit_layer_flops(patches, patches, d, double(v.intermediate_size), mlp_matrices) +
+                 2.0 * merged * merge_width * merge_width + 2.0 * merged * merge_width * double(v.out_hidden_size);
+    cost.tokens = processed.grid.patches();
+    cost.width = v.hidden_size;
+    cost.intermediate = v.intermediate_size;
+    return cost;
+  }
+  if (const auto* llava = dynamic_cast<const models::LlavaModel*>(&model)) {
+    const auto& c = llava->config();
+    const auto processed = models::llava_preprocess(
+        image, models::LlavaImageProcessorConfig::from_file(util::join_path(model.model_dir(), "preprocessor_config.json")));
+    const double tiles = double(processed.pixel_values.size(0));
+    const double per_tile = double(c.vision.grid() * c.vision.grid() + (c.siglip_tower ? 0 : 1));
+    std::int64_t layers = 0;
+    for (std::int64_t layer : c.feature_layers) {
+      layers = std::max(layers, models::hidden_state_index(layer, c.vision.encoder.num_layers));
+    }
+    const double d = double(c.vision.encoder.hidden_size), text = double(model.decoder().config().hidden_size);
+    const double kept = per_tile - (c.drop_class_token ? 1 : 0);
+    VisionCost cost;
+    cost.flops = tiles * (2.0 * per_tile * 3 * double(c.vision.patch_size * c.vision.patch_size) * d +
+                          double(layers) * vit_layer_flops(per_tile, per_tile, d, double(c.vision.encoder.intermediate_size), 2) +
+                          2.0 * kept * (d * double(c.feature_layers.size()) * text + text * text));
+    cost.tokens = static_cast<std::int64_t>(tiles * per_tile);
+    cost.width = c.vision.encoder.hidden_size;
+    cost.intermediate = c.vision.encoder.intermediate_size;
+    return cost;
+  }
+  throw Error(ErrorCode::Unsupported, model.model_type() + ": no vision FLOP count in the probe");
 }
 
 }  // namespace
 
-QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const Image& image) {
-  at::NoGradGuard no_grad;
-  const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", request.dtype, 0});
+VlmComponents probe_vlm_components(const std::string& model_dir, const std::string& dtype, const Image& image,
+                                   const std::vector<Question>& questions, int repetitions) {
+  c10::InferenceMode inference;
+  if (questions.empty()) throw Error(ErrorCode::InvalidArgument, "probe: no questions");
   models::LoadOptions options;
-  options.target = target;
-  options.with_processors = false;
-  const auto model = models::QwenVLModel::load(request.model_dir, options);
-  const auto& config = model->config();
-  const auto processor = models::QwenImageProcessorConfig::from_file(
-      util::join_path(request.model_dir, "preprocessor_config.json"));
-  const models::ProcessedImage processed = models::qwen_preprocess_image(image, processor);
-  const std::int64_t merge = config.vision.spatial_merge_size * config.vision.spatial_merge_size;
-  const std::int64_t image_tokens = processed.grid.patches() / merge;
+  options.target = runtime::resolve_device({"cpu", dtype, 0});
+  const models::Family& family =
+      models::require_family(models::read_model_type(model_dir), models::FamilyRole::VisionLanguage, model_dir);
+  const auto model = family.load_lm(model_dir, options);
+  const backends::torch::MultimodalJudge judge(model, dtype);
+  const auto& text = model->decoder().config();
+  const CallContext call;
 
-  QwenVlComponents out;
-  out.hidden_size = config.text.hidden_size;
-  out.intermediate_size = config.text.intermediate_size;
-  out.vision_width = config.vision.hidden_size;
-  out.vision_intermediate = config.vision.intermediate_size;
-  out.image_tokens = image_tokens;
+  VlmComponents out;
+  out.model_type = model->model_type();
+  out.hidden_size = text.hidden_size;
+  out.intermediate_size = text.intermediate_size;
 
-  // Vision tower.
-  at::Tensor features;
-  out.vision.tokens = processed.grid.patches();
-  out.vision.flops = vision_flops(config.vision, config.text.hidden_size, double(processed.grid.patches()));
-  out.vision.seconds = median_seconds(request.repetitions, [&] {
-    features = model->encode_pixels(processed.pixel_values, {processed.grid});
-  });
+  // Vision: the family's processor, tower and projector, as prepare() runs them.
+  const VisionCost vision = vision_cost(*model, image);
+  out.vision_width = vision.width;
+  out.vision_intermediate = vision.intermediate;
+  out.vision.tokens = vision.tokens;
+  out.vision.flops = vision.flops;
+  out.vision.seconds = median_seconds(repetitions, [&] { model->encode_image(image, &call); });
 
-  // Prefix: a system turn's worth of ordinary tokens, the image span, then the
-  // question template's head.
-  const std::int64_t ordinary = 1000;
-  std::vector<std::int64_t> ids(20, ordinary);
-  ids.push_back(config.vision_start_token_id);
-  ids.insert(ids.end(), image_tokens, config.image_token_id);
-  ids.push_back(config.vision_end_token_id);
-  ids.insert(ids.end(), static_cast<std::size_t>(std::max(0, request.head_tokens)), ordinary);
-  out.prefix_tokens = static_cast<std::int64_t>(ids.size());
-  const models::EncodedImage encoded = model->encoded(features, processed.grid);
-  const models::PromptPositions rope = model->positions(ids, {&encoded});
-  const at::Tensor prefix_embeds = model->embed(ids, {&encoded});
-  models::KvCache prefix;
-  out.prefill.tokens = out.prefix_tokens;
-  out.prefill.flops = decoder_flops(config.text, double(out.prefix_tokens), 0, 0);
-  out.prefill.seconds = median_seconds(request.repetitions, [&] {
-    prefix = models::KvCache{};
-    models::DecoderInput input;
-    input.embeds = prefix_embeds;
-    input.position_ids = rope.ids;
-    input.cache = &prefix;
-    input.cache_only = true;  // as the Judge: a prefix's outputs are never read
-    model->decoder().forward(input);
-  });
-
-  // Continuations start after the prefix's largest position (text rows are equal).
-  const std::int64_t next_position = out.prefix_tokens + rope.delta;
-  auto continuation_positions = [&](std::int64_t batch, std::int64_t length, std::int64_t offset) {
-    at::Tensor positions = at::arange(next_position + offset, next_position + offset + length, at::kLong);
-    return positions.view({1, 1, length}).expand({3, batch, length}).contiguous();
-  };
-
-  // One scoring pass over the shared prefix as the Judge runs it: the
-  // questions packed into one sequence, the last layer and the answer-token
-  // logits only at each question's last token.
-  const std::int64_t batch = request.batch, length = request.question_tokens, total = batch * length;
-  const at::Tensor question_embeds = model->decoder().embed(at::full({1, total}, ordinary, at::kLong));
-  const at::Tensor question_positions =
-      (at::arange(length, at::kLong).repeat({batch}) + next_position).view({1, 1, total}).expand({3, 1, total}).contiguous();
-  const at::Tensor segments = at::arange(batch, at::kLong).repeat_interleave(length);  // [total]
-  const at::Tensor last_tokens = at::arange(1, batch + 1, at::kLong) * length - 1;     // [batch]
-  out.scoring.tokens = total;
-  // The Judge reads only the answer tokens' logits (4 spellings each of yes and no).
-  const at::Tensor answer_columns = at::arange(8, at::kLong) + ordinary;
-  out.scoring.flops = double(batch) * decoder_flops(config.text, double(length), double(out.prefix_tokens), 1) +
-                      2.0 * batch * config.text.hidden_size * double(answer_columns.numel());
-  out.scoring.seconds = median_seconds(request.repetitions, [&] {
-    models::DecoderInput input;
-    input.embeds = question_embeds;
-    input.position_ids = question_positions;
-    input.shared_prefix = &prefix;
-    input.segments = segments;
-    input.read_positions = last_tokens;
-    const models::DecoderOutput result = model->decoder().forward(input);
-    model->decoder().logits_for(result.last_hidden[0], answer_columns);
-  });
-
-  // One greedy decode step (batch 1) after the prefix and 16 generated tokens.
-  models::KvCache generated;
-  {
-    models::DecoderInput input;
-    input.embeds = model->decoder().embed(at::full({1, 16}, ordinary, at::kLong));
-    input.position_ids = continuation_positions(1, 16, 0);
-    input.shared_prefix = &prefix;
-    input.cache = &generated;
-    model->decoder().forward(input);
+  // Token counts of the real prompts: the prefix through the image, the
+  // question head every question shares, each question's own tokens.
+  const auto context = judge.prepare(image, call);
+  out.image_tokens = judge.encoded_image(context.get()).tokens();
+  std::vector<std::vector<std::int64_t>> prompts;
+  for (const Question& q : questions) prompts.push_back(judge.question_ids(context.get(), q.prompt));
+  const auto last_image = std::find(prompts.front().rbegin(), prompts.front().rend(), model->image_token_id());
+  out.prefix_tokens = static_cast<std::int64_t>(prompts.front().rend() - last_image);
+  std::size_t common = prompts.front().size() - 1;
+  double total = 0;
+  for (const auto& p : prompts) {
+    std::size_t n = 0;
+    while (n < common && n < p.size() && p[n] == prompts.front()[n]) ++n;
+    common = n;
+    total += double(p.size());
   }
-  const at::Tensor step_embeds = model->decoder().embed(at::full({1, 1}, ordinary, at::kLong));
-  const at::Tensor step_positions = continuation_positions(1, 1, 16);
+  out.question_head_tokens = static_cast<std::int64_t>(common) - out.prefix_tokens;
+  out.tokens_per_question = total / double(prompts.size()) - double(common);
+
+  // Prefill: prepare() minus its vision tower.
+  out.prefill.tokens = out.prefix_tokens;
+  out.prefill.flops = decoder_flops(text, double(out.prefix_tokens), 0, 0);
+  out.prefill.seconds =
+      std::max(0.0, median_seconds(repetitions, [&] { judge.prepare(image, call); }) - out.vision.seconds);
+
+  // Scoring: the engine's score() with the question head already built (as
+  // every round after an image's first).
+  const AnswerWords answers;
+  judge.score(context.get(), questions, answers, call);
+  const double batch = double(questions.size());
+  out.scoring.tokens = static_cast<std::int64_t>(std::lround(out.tokens_per_question * batch));
+  out.scoring.flops = batch * decoder_flops(text, out.tokens_per_question, double(common), 1) + 2.0 * batch * double(text.hidden_size) * 2;
+  out.scoring.seconds = median_seconds(repetitions, [&] { judge.score(context.get(), questions, answers, call); });
+
+  // Decode: the engine's generate(), timed at two lengths; their difference
+  // is the steps (random weights may stop early: the generated counts decide).
+  const std::vector<ChatTurn> turn{{ChatTurn::Role::User, questions.front().prompt}};
+  GenerateLimits few, more;
+  few.max_new_tokens = 2;
+  more.max_new_tokens = 10;
+  std::size_t few_count = 0, more_count = 0;
+  const double few_seconds = median_seconds(repetitions, [&] { few_count = judge.generate_ids(context.get(), turn, few, call).size(); });
+  const double more_seconds = median_seconds(repetitions, [&] { more_count = judge.generate_ids(context.get(), turn, more, call).size(); });
+  const double steps = double(more_count) - double(few_count);
   out.decode.tokens = 1;
-  out.decode.flops = decoder_flops(config.text, 1, double(out.prefix_tokens + 16), 1) +
-                     2.0 * config.text.hidden_size * config.text.vocab_size;
-  out.decode.seconds = median_seconds(std::max(request.repetitions, 5), [&] {
-    models::KvCache step = generated;  // shallow: the step's keys are appended to a copy of the list
-    models::DecoderInput input;
-    input.embeds = step_embeds;
-    input.position_ids = step_positions;
-    input.shared_prefix = &prefix;
-    input.cache = &step;
-    const models::DecoderOutput result = model->decoder().forward(input);
-    model->decoder().logits(result.last_hidden.select(1, 0));
-  });
+  out.decode.flops = decoder_flops(text, 1, double(prompts.front().size()), 1) + 2.0 * double(text.hidden_size * text.vocab_size);
+  out.decode.seconds = steps > 0 ? (more_seconds - few_seconds) / steps : 0;
   return out;
 }
 

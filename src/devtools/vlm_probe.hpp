@@ -1,51 +1,45 @@
-// Times the components of a Qwen2-VL / Qwen2.5-VL forward pass one by one, for
-// benchmarks/: vision tower, prefill of the image prefix, one batched scoring
-// pass over the shared prefix, and greedy decode steps. Also counts the FLOPs
-// of each (matrix products and attention; norms and activations are ignored),
-// so a benchmark can report achieved GFLOP/s. Torch-free header.
+// Times the components of judging one image with any vision-language family,
+// through the engine the Judge runs (backends/torch/vlm.cpp): the vision
+// tower (encode_image), the prefill of the image prefix (prepare minus the
+// vision tower), one scoring pass of every question over the prefix, and a
+// greedy decode step. Counts the FLOPs of each as run (matrix products and
+// attention; norms and activations are ignored), so a benchmark can report
+// achieved GFLOP/s beside the same-shape GEMM. Torch-free header.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "imgjudge/backend.hpp"
 #include "imgjudge/image.hpp"
 
 namespace imgjudge::devtools {
 
 struct ComponentTiming {
-  double seconds = 0;  ///< Median over the repetitions.
-  double flops = 0;    ///< Per run.
+  double seconds = 0;       ///< Median over the repetitions.
+  double flops = 0;         ///< Per run.
   std::int64_t tokens = 0;  ///< Patches (vision) or tokens processed (text).
   double gflops() const { return seconds > 0 ? flops / seconds / 1e9 : 0; }
 };
 
-struct QwenVlComponents {
-  std::int64_t hidden_size = 0, intermediate_size = 0;         ///< LM widths (for GEMM probes).
-  std::int64_t vision_width = 0, vision_intermediate = 0;      ///< ViT widths.
-  std::int64_t image_tokens = 0, prefix_tokens = 0;
-  ComponentTiming vision;    ///< pixel_values -> merged image features
-  ComponentTiming prefill;   ///< the prefix (system turn + image + question head) through the decoder
-  ComponentTiming scoring;   ///< `batch` questions of `question_tokens` over the shared prefix
-  ComponentTiming decode;    ///< one greedy step (batch 1) after the prefix
+struct VlmComponents {
+  std::string model_type;
+  std::int64_t hidden_size = 0, intermediate_size = 0;     ///< LM widths (for GEMM probes).
+  std::int64_t vision_width = 0, vision_intermediate = 0;  ///< Vision tower widths.
+  std::int64_t image_tokens = 0;         ///< Rows of image features in the prompt.
+  std::int64_t prefix_tokens = 0;        ///< The prompt through the image's last token.
+  std::int64_t question_head_tokens = 0; ///< Text every question shares after the image (joins the prefix).
+  double tokens_per_question = 0;        ///< Each question's own tokens.
+  ComponentTiming vision;   ///< image processor + tower + projector
+  ComponentTiming prefill;  ///< the image prefix through the decoder (prepare - vision)
+  ComponentTiming scoring;  ///< every question in one score() call, the question head already cached
+  ComponentTiming decode;   ///< one greedy step (batch 1) over the prefix
 };
 
-struct ComponentRequest {
-  std::string model_dir;
-  std::string dtype = "bfloat16";
-  int batch = 42;
-  /// Text tokens of the shared prefix after the image: the question template's
-  /// head ("Is the following content visible ... Statement:"), which the Judge
-  /// keeps in the prefix.
-  int head_tokens = 20;
-  /// Tokens each question adds after the prefix: its statement and the
-  /// closing "<|im_end|>\n<|im_start|>assistant\n".
-  int question_tokens = 14;
-  int repetitions = 3;
-};
-
-/// Loads the model and times each component on `image` (preprocessed as the
-/// model's preprocessor_config.json says). Prompt tokens other than the image
-/// span are fixed ordinary ids: costs depend on lengths, not on the text.
-QwenVlComponents probe_qwen_vl_components(const ComponentRequest& request, const Image& image);
+/// Loads `model_dir` in `dtype` and times each component on `image` with
+/// `questions` (repetitions: median of that many runs after a warm-up).
+VlmComponents probe_vlm_components(const std::string& model_dir, const std::string& dtype, const Image& image,
+                                   const std::vector<Question>& questions, int repetitions = 3);
 
 }  // namespace imgjudge::devtools

@@ -31,56 +31,63 @@ at::Tensor additive(const at::Tensor& hidden, const at::TensorOptions& options) 
 
 }  // namespace
 
+namespace {
+// Elements of one block of decoder scores [G x rows, P + S]: 4M (16 MiB in
+// float32) keep a block near the caches however long the prompt (a
+// LLaVA-OneVision image is ~7000 tokens: one full score matrix per layer
+// would be gigabytes).
+constexpr std::int64_t kDecoderScoreBlock = std::int64_t{4} << 20;
+}  // namespace
+
 at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
                              const at::Tensor& prefix_keys, const at::Tensor& prefix_values,
                              const AttentionSpan& span) {
   const std::int64_t batch = q.size(0), heads = q.size(1), queries = q.size(2), dim = q.size(3);
   const std::int64_t kv_heads = keys.size(1), groups = heads / kv_heads;
   const std::int64_t own = keys.size(2);  // past + T
+  const bool has_prefix = prefix_keys.defined() && prefix_keys.size(2) > 0;
+  const std::int64_t plen = has_prefix ? prefix_keys.size(2) : 0;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
   const at::Tensor query_index =
       span.query_index.defined() ? span.query_index : at::arange(own - span.past, at::kLong);  // [Tq]
+  const auto float_options = q.options().dtype(at::kFloat);
 
-  // Grouped queries: the H heads are KV-major, so q viewed as [B, KV, G*Tq, D]
-  // meets its KV head without repeating keys.
-  const at::Tensor qg = q.reshape({batch, kv_heads, groups * queries, dim});
-  at::Tensor own_scores = at::matmul(qg, keys.transpose(2, 3)) * scale;  // [B, KV, G*Tq, S]
-  const at::Tensor own_mask = additive(hidden_own_keys(span, query_index, own), own_scores.options());  // [Tq, S]
-  own_scores = (own_scores.view({batch, kv_heads, groups, queries, own}) + own_mask)
-                   .view({batch, kv_heads, groups * queries, own});
-
-  at::Tensor out;  // [B, KV, G*Tq, D]
-  if (!prefix_keys.defined() || prefix_keys.size(2) == 0) {
-    const at::Tensor probs = at::softmax(own_scores, -1, at::kFloat).to(values.scalar_type());
-    out = at::matmul(probs, values);
-  } else {
-    // Shared prefix [1, KV, P, D]: fold the batch into the query rows so one
-    // GEMM per KV head reads the prefix once: [KV, B*G*Tq, D] x [KV, D, P].
-    const std::int64_t plen = prefix_keys.size(2);
-    const at::Tensor q_rows = qg.transpose(0, 1).reshape({kv_heads, batch * groups * queries, dim});
-    at::Tensor prefix_scores = at::matmul(q_rows, prefix_keys[0].transpose(1, 2)) * scale;  // [KV, B*G*Tq, P]
-    prefix_scores = prefix_scores.view({kv_heads, batch, groups * queries, plen}).transpose(0, 1);
-    if (span.window > 0) {
-      // Prefix key p (absolute p) is out of the window of a query at absolute P + past + t.
-      const at::Tensor query_abs = (query_index + span.prefix_length + span.past).view({queries, 1});
-      const at::Tensor hidden = at::arange(plen, at::kLong).view({1, plen}) <= query_abs - span.window;  // [Tq, P]
-      prefix_scores = (prefix_scores.reshape({batch, kv_heads, groups, queries, plen}) +
-                       additive(hidden, prefix_scores.options()))
-                          .view({batch, kv_heads, groups * queries, plen});
+  // Per (row, KV head, block of query rows), plain 2-D GEMMs: the G query
+  // heads of a KV head (the heads are KV-major, as HF's repeat_kv) meet its
+  // keys as one [G x rows, D] x [D, P + S] product, without repeating keys;
+  // libtorch runs 2-D products near GEMM speed, batched ones far from it.
+  at::Tensor out = at::empty({batch, queries, heads, dim}, q.options());
+  const std::int64_t block = std::clamp<std::int64_t>(kDecoderScoreBlock / (groups * (plen + own)), 1, queries);
+  for (std::int64_t row = 0; row < queries; row += block) {
+    const std::int64_t rows = std::min(block, queries - row);
+    const at::Tensor block_index = query_index.narrow(0, row, rows);
+    // [G x rows, P + S] additive mask: the prefix is visible (but for a
+    // sliding window), the own keys causal and within their packed row.
+    at::Tensor hidden = hidden_own_keys(span, block_index, own);  // [rows, S]
+    if (has_prefix) {
+      at::Tensor prefix_hidden = at::zeros({rows, plen}, at::kBool);
+      if (span.window > 0) {
+        // Prefix key p (absolute p) is out of the window of a query at absolute P + past + t.
+        const at::Tensor query_abs = (block_index + span.prefix_length + span.past).view({rows, 1});
+        prefix_hidden = at::arange(plen, at::kLong).view({1, plen}) <= query_abs - span.window;
+      }
+      hidden = at::cat({prefix_hidden, hidden}, 1);
     }
-    // One softmax over [prefix keys ; own keys].
-    const at::Tensor probs =
-        at::softmax(at::cat({prefix_scores, own_scores}, -1), -1, at::kFloat).to(values.scalar_type());
-    const at::Tensor prefix_probs = probs.narrow(-1, 0, plen);  // [B, KV, G*Tq, P]
-    const at::Tensor own_probs = probs.narrow(-1, plen, own);   // [B, KV, G*Tq, S]
-    const at::Tensor out_prefix =
-        at::matmul(prefix_probs.transpose(0, 1).reshape({kv_heads, batch * groups * queries, plen}), prefix_values[0])
-            .view({kv_heads, batch, groups * queries, dim})
-            .transpose(0, 1);
-    out = out_prefix + at::matmul(own_probs, values);
+    const at::Tensor mask = additive(hidden, float_options).repeat({groups, 1});  // [G*rows, P+S]
+    for (std::int64_t b = 0; b < batch; ++b) {
+      for (std::int64_t h = 0; h < kv_heads; ++h) {
+        const at::Tensor qg = q[b].narrow(0, h * groups, groups).narrow(1, row, rows).reshape({groups * rows, dim});
+        at::Tensor scores = at::mm(qg, keys[b][h].t());  // [G*rows, S]
+        if (has_prefix) scores = at::cat({at::mm(qg, prefix_keys[0][h].t()), scores}, 1);  // [G*rows, P+S]
+        // Scores in the compute dtype, the softmax in float32 (HF eager).
+        const at::Tensor probs = at::softmax(scores.mul_(scale).to(at::kFloat).add_(mask), -1).to(values.scalar_type());
+        at::Tensor attended = at::mm(probs.narrow(1, plen, own), values[b][h]);  // [G*rows, D]
+        if (has_prefix) attended.add_(at::mm(probs.narrow(1, 0, plen), prefix_values[0][h]));
+        out[b].narrow(0, row, rows).narrow(1, h * groups, groups).copy_(attended.view({groups, rows, dim}).transpose(0, 1));
+      }
+    }
   }
-  // [B, KV, G*Tq, D] = [B, H, Tq, D] -> [B, Tq, H*D]
-  return out.reshape({batch, heads, queries, dim}).transpose(1, 2).reshape({batch, queries, heads * dim});
+  return out.view({batch, queries, heads * dim});
 }
 
 namespace {
