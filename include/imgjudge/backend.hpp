@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -138,17 +139,43 @@ class IMGJUDGE_API VisionLanguageModel {
 
 /// A detected region with its confidence in [0, 1].
 struct Detection {
-  Box box;
+  Box box;  ///< In the pixels of the image given to Locator::prepare().
   float confidence = 0;
 };
 
-/// Open-vocabulary object locator (CLUE strategy 2), e.g. OWLv2 or an MLLM's grounding.
+/// Text queries a Locator has embedded (an opaque, immutable handle).
+class IMGJUDGE_API LocatorQueries {
+ public:
+  virtual ~LocatorQueries() = default;
+  virtual std::size_t size() const = 0;  ///< How many phrases.
+};
+
+/// One image as a Locator has encoded it (an opaque, immutable handle).
+class IMGJUDGE_API LocatorImage {
+ public:
+  virtual ~LocatorImage() = default;
+};
+
+/// Open-vocabulary object locator for CLUE strategy 2 (OWLv2, OWL-ViT). The
+/// calls follow the cost: the phrases are embedded once (a Judge embeds every
+/// object phrase of its constitution at construction), an image is encoded
+/// once (only when one of its items needs strategy 2), and locating phrases
+/// in an encoded image is cheap.
 class IMGJUDGE_API Locator {
  public:
   virtual ~Locator() = default;
   virtual std::string model_id() const = 0;
-  virtual std::vector<Detection> locate(const Image& image, const std::string& phrase,
-                                        const CallContext& call) const = 0;
+  /// Embeds `phrases` (one text batch).
+  virtual std::shared_ptr<const LocatorQueries> embed_queries(const std::vector<std::string>& phrases,
+                                                              const CallContext& call) const = 0;
+  /// Encodes the image (the expensive part: a ViT over the whole image).
+  virtual std::shared_ptr<const LocatorImage> prepare(const Image& image, const CallContext& call) const = 0;
+  /// For each index of `which` (into `queries`), the detections of that phrase
+  /// whose confidence exceeds `min_confidence`, most confident first. A
+  /// phrase's detections do not depend on the other phrases asked with it.
+  virtual std::vector<std::vector<Detection>> locate(const LocatorImage& image, const LocatorQueries& queries,
+                                                     const std::vector<std::size_t>& which, double min_confidence,
+                                                     const CallContext& call) const = 0;
 };
 
 /// The models one Judge uses. Relevance and locator are optional.
@@ -163,6 +190,7 @@ struct ModelConfig {
   std::string backend = "torch";      ///< "torch" or "scripted".
   std::string model_dir;              ///< Hugging Face folder of the MLLM.
   std::string relevance_model_dir;    ///< Hugging Face folder of CLIP/SigLIP (optional).
+  std::string locator_model_dir;      ///< Hugging Face folder of OWLv2/OWL-ViT for strategy 2 (optional).
   std::string script_path;            ///< Scripted backend: its answer script (TOML).
   std::string device = "cpu";         ///< "cpu" or "cuda[:N]".
   std::string dtype = "auto";         ///< "auto", "float32", "bfloat16", "int8" (int8 linear weights, CPU).

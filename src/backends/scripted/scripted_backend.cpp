@@ -1,5 +1,7 @@
 #include "backends/scripted/scripted_backend.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -309,24 +311,65 @@ class ScriptedRelevance : public RelevanceModel {
   std::shared_ptr<const Script> script_;
 };
 
+// The script's boxes for each phrase of the image (by content hash).
 class ScriptedLocator : public Locator {
  public:
   explicit ScriptedLocator(std::shared_ptr<const Script> script) : script_(std::move(script)) {}
   std::string model_id() const override { return "scripted:" + script_->source; }
-  std::vector<Detection> locate(const Image& image, const std::string& phrase, const CallContext& call) const override {
+
+  std::shared_ptr<const LocatorQueries> embed_queries(const std::vector<std::string>& phrases,
+                                                      const CallContext& call) const override {
     call.check();
-    std::vector<Detection> out;
-    const std::string hash = image.content_hash();
-    for (const auto& scripted : script_->images) {
-      if (scripted.hash != hash) continue;
-      for (const auto& object : scripted.objects) {
-        if (object.phrase == phrase) out.push_back({object.box, object.confidence});
+    return std::make_shared<const Phrases>(phrases);
+  }
+
+  std::shared_ptr<const LocatorImage> prepare(const Image& image, const CallContext& call) const override {
+    call.check();
+    auto prepared = std::make_shared<Prepared>();
+    prepared->hash = image.content_hash();
+    ++prepares;
+    return prepared;
+  }
+
+  std::vector<std::vector<Detection>> locate(const LocatorImage& image, const LocatorQueries& queries,
+                                             const std::vector<std::size_t>& which, double min_confidence,
+                                             const CallContext& call) const override {
+    call.check();
+    const auto* prepared = dynamic_cast<const Prepared*>(&image);
+    const auto* phrases = dynamic_cast<const Phrases*>(&queries);
+    if (prepared == nullptr || phrases == nullptr) {
+      throw Error(ErrorCode::InvalidArgument, "scripted locator: image or queries prepared by another locator");
+    }
+    std::vector<std::vector<Detection>> out;
+    for (const std::size_t index : which) {
+      if (index >= phrases->phrases.size()) throw Error(ErrorCode::InvalidArgument, "scripted locator: no such query");
+      std::vector<Detection> found;
+      for (const auto& scripted : script_->images) {
+        if (scripted.hash != prepared->hash) continue;
+        for (const auto& object : scripted.objects) {
+          if (object.phrase == phrases->phrases[index] && object.confidence > min_confidence) {
+            found.push_back({object.box, object.confidence});
+          }
+        }
       }
+      std::stable_sort(found.begin(), found.end(),
+                       [](const Detection& a, const Detection& b) { return a.confidence > b.confidence; });
+      out.push_back(std::move(found));
     }
     return out;
   }
 
+  mutable std::atomic<int> prepares{0};  ///< For tests: how often an image was encoded.
+
  private:
+  struct Phrases final : LocatorQueries {
+    explicit Phrases(std::vector<std::string> p) : phrases(std::move(p)) {}
+    std::size_t size() const override { return phrases.size(); }
+    std::vector<std::string> phrases;
+  };
+  struct Prepared final : LocatorImage {
+    std::string hash;
+  };
   std::shared_ptr<const Script> script_;
 };
 
