@@ -207,8 +207,9 @@ IMGJUDGE_EXTERN imgjudge_status imgjudge_constitution_hash(const char **out_hash
  * Judge options
  * ------------------------------------------------------------------------ */
 
-/** The judge options layout this header describes. */
-#define IMGJUDGE_JUDGE_OPTIONS_VERSION 1
+/** The judge options layout this header describes (2 added the locator,
+ *  the strategy-2 switch and the reasoning-token budget). */
+#define IMGJUDGE_JUDGE_OPTIONS_VERSION 2
 
 /** How to build a judge. Always initialise with IMGJUDGE_JUDGE_OPTIONS_INIT (or
  *  imgjudge_judge_options_init()), then set the fields you need: new fields are
@@ -243,13 +244,18 @@ typedef struct imgjudge_judge_options {
   uint32_t max_image_width;        /**< Default 16384. */
   uint32_t max_image_height;       /**< Default 16384. */
   uint64_t max_image_pixels;       /**< width * height; default 64 Mpx (decompression bombs). */
+
+  /* Since version 2. */
+  const char *locator_model_dir;   /**< Hugging Face folder of OWLv2/OWL-ViT for strategy 2, or NULL for none. */
+  int locator;                     /**< Strategy 2, region removal (non-zero = on, the default). */
+  int reasoning_tokens;            /**< Token budget of each cascaded-reasoning turn; 0 = the default (512). Must be >= 0. */
 } imgjudge_judge_options;
 
 /** Initialiser with every default. */
 #define IMGJUDGE_JUDGE_OPTIONS_INIT                                              \
   {                                                                              \
     IMGJUDGE_JUDGE_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 1, 1, \
-        1, 1, 1, 0, 0, 0, 0                                                      \
+        1, 1, 1, 0, 0, 0, 0, NULL, 1, 0                                          \
   }
 
 /** Fills `options` with the defaults of layout `version`, for languages without

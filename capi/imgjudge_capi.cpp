@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstddef>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -213,6 +214,16 @@ JudgeSetup judge_setup_from(const imgjudge_judge_options* options, const char* f
   };
   dimension(options->max_image_width, limits.max_width, "max_image_width");
   dimension(options->max_image_height, limits.max_height, "max_image_height");
+  // Fields of layout 2 and later: an older caller's struct does not have them.
+  if (options->version >= 2) {
+    models.locator_model_dir = string_or(options->locator_model_dir, models.locator_model_dir);
+    judge.locator = options->locator != 0;
+    if (options->reasoning_tokens < 0) {
+      throw_invalid_argument(function, "options->reasoning_tokens is " + std::to_string(options->reasoning_tokens) +
+                                           "; use 0 for the default or a positive budget");
+    }
+    if (options->reasoning_tokens > 0) judge.reasoning_limits.max_new_tokens = options->reasoning_tokens;
+  }
   if (options->max_image_pixels != 0) limits.max_pixels = options->max_image_pixels;
   return setup;
 }
@@ -367,7 +378,11 @@ imgjudge_status imgjudge_judge_options_init(imgjudge_judge_options* options, uns
     require(options, fn, "options");
     check_version(fn, "version", version, kOldestJudgeOptionsVersion,
                   IMGJUDGE_JUDGE_OPTIONS_VERSION);
-    *options = imgjudge_judge_options IMGJUDGE_JUDGE_OPTIONS_INIT;
+    // A caller of an older layout has a smaller struct: write only its fields.
+    const imgjudge_judge_options defaults IMGJUDGE_JUDGE_OPTIONS_INIT;
+    const std::size_t size =
+        version == 1 ? offsetof(imgjudge_judge_options, locator_model_dir) : sizeof(imgjudge_judge_options);
+    std::memcpy(options, &defaults, size);
     options->version = version;
   });
 }

@@ -22,6 +22,7 @@ namespace imgjudge {
 struct JudgeOptions {
   bool relevance = true;  ///< Relevance scanning (needs a RelevanceModel).
   bool debias = true;     ///< Strategies 1 and 2; off: accept iff M(x,c) > 0.5.
+  bool locator = true;    ///< Strategy 2 (needs a Locator and items with object words).
   bool chains = true;     ///< Precondition chains; off: the objective text is one question.
   bool cascade = true;    ///< Cascaded reasoning (also needs the constitution's `cascade`).
   bool early_exit = true; ///< Stop a rule at its first rejected item.

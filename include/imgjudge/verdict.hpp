@@ -35,6 +35,18 @@ enum class Stage {
 };
 IMGJUDGE_API const char* stage_name(Stage stage) noexcept;
 
+/// What strategy 2 did for a statement: the central object the locator found
+/// and the image without it (or its crop, for an object under
+/// Thresholds::small_region_fraction of the image).
+struct RegionEvidence {
+  std::string phrase;          ///< The item's object word the box was found for.
+  Box box;                     ///< In the image's pixels.
+  double confidence = 0;       ///< The locator's confidence in the box.
+  double area_fraction = 0;    ///< The box's share of the image's area.
+  bool cropped = false;        ///< True: judged on the crop; false: judged with the box erased.
+  double score = 0;            ///< M(x without the region, c), or M(crop, c).
+};
+
 /// Scores of one statement of an item (an item is an OR of statements).
 struct StatementScore {
   std::string statement;
@@ -42,6 +54,7 @@ struct StatementScore {
   double prior = 0;  ///< m0 = M(None, c): the same question without the image.
   std::optional<double> region_score;  ///< M(x without the central object, c), strategy 2.
   std::optional<double> crop_score;    ///< M(crop of a small central object, c), strategy 2.
+  std::optional<RegionEvidence> region;  ///< What strategy 2 located and asked, when it ran.
   ItemOutcome outcome = ItemOutcome::NotEvaluated;
   Stage decided_by = Stage::None;
   std::string rationale;  ///< From cascaded reasoning, if it ran.
@@ -70,7 +83,8 @@ struct StageTimings {
   double relevance_ms = 0;
   double prepare_ms = 0;
   double scoring_ms = 0;
-  double region_ms = 0;
+  double region_ms = 0;   ///< Strategy 2, locating included.
+  double locate_ms = 0;   ///< Of which: encoding the image for the locator and locating (0 when no item needed it).
   double reasoning_ms = 0;
   double total_ms = 0;
 };

@@ -35,7 +35,7 @@ data:
 )";
 const char* kEvalHelp = R"(evaluation:
   --ablate LIST             also run with each listed stage off, as extra columns:
-                            relevance,debias,chains,cascade,early-exit
+                            relevance,debias,chains,cascade,early-exit,locator
   --quiet                   no progress bar or summary on stderr
 
 exit status: 0 done (images that could not be judged are counted as errors), 2 usage or setup error

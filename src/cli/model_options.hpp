@@ -1,6 +1,6 @@
 // The options several subcommands share, read and documented in one place:
-// the model options (--backend, --model, --relevance-model, --script,
-// --device, --dtype, --threads) and the method options of judge and eval
+// the model options (--backend, --model, --relevance-model, --locator-model,
+// --script, --device, --dtype, --threads) and the method options of judge and eval
 // (stage switches, --reasoning-tokens, --timeout-ms).
 #pragma once
 
@@ -18,17 +18,18 @@
 namespace imgjudge::cli {
 
 /// Value options of the model block.
-inline const std::vector<std::string> kModelOptions = {"backend", "model",  "relevance-model", "script",
-                                                       "device",  "dtype", "threads"};
+inline const std::vector<std::string> kModelOptions = {"backend", "model", "relevance-model", "locator-model",
+                                                       "script",  "device", "dtype",          "threads"};
 /// Value options and flags of the method block.
 inline const std::vector<std::string> kMethodOptions = {"constitution", "timeout-ms", "reasoning-tokens"};
-inline const std::vector<std::string> kMethodFlags = {"no-relevance", "no-debias", "no-chains", "no-cascade",
-                                                      "no-early-exit"};
+inline const std::vector<std::string> kMethodFlags = {"no-relevance", "no-debias",     "no-chains",
+                                                      "no-cascade",   "no-early-exit", "no-locator"};
 
 inline constexpr const char* kModelOptionsHelp = R"(models:
   --backend NAME            torch (default) or scripted
   --model DIR               Hugging Face folder of the vision-language model (torch)
   --relevance-model DIR     Hugging Face folder of CLIP/SigLIP for relevance scanning (optional)
+  --locator-model DIR       Hugging Face folder of OWLv2/OWL-ViT for strategy 2, region removal (optional)
   --script FILE             answer script of the scripted backend
   --device DEV              cpu (default) or cuda[:N]
   --dtype T                 auto (default), float32, bfloat16 or int8
@@ -37,7 +38,7 @@ inline constexpr const char* kModelOptionsHelp = R"(models:
 
 inline constexpr const char* kMethodOptionsHelp = R"(constitution and method:
   --constitution FILE       TOML rules (default: the bundled default constitution)
-  --no-relevance --no-debias --no-chains --no-cascade --no-early-exit
+  --no-relevance --no-debias --no-chains --no-cascade --no-early-exit --no-locator
                             switch a stage off
   --reasoning-tokens N      token budget of each cascaded-reasoning turn (default 512)
   --timeout-ms N            per-image deadline (0, the default: none)
@@ -55,6 +56,7 @@ inline ModelConfig model_config_from(const Args& args) {
   config.backend = args.value_or("backend", config.backend);
   config.model_dir = args.value_or("model", "");
   config.relevance_model_dir = args.value_or("relevance-model", "");
+  config.locator_model_dir = args.value_or("locator-model", "");
   config.script_path = args.value_or("script", "");
   config.device = args.value_or("device", config.device);
   config.dtype = args.value_or("dtype", config.dtype);
@@ -70,6 +72,7 @@ inline JudgeOptions judge_options_from(const Args& args) {
   options.chains = !args.flag("no-chains");
   options.cascade = !args.flag("no-cascade");
   options.early_exit = !args.flag("no-early-exit");
+  options.locator = !args.flag("no-locator");
   options.reasoning_limits.max_new_tokens = args.int_value_or("reasoning-tokens", options.reasoning_limits.max_new_tokens);
   if (options.reasoning_limits.max_new_tokens < 1) {
     throw Error(ErrorCode::InvalidArgument, "--reasoning-tokens must be at least 1");

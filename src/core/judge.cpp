@@ -63,6 +63,7 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
   struct Item {
     std::vector<Statement> any_of;
     std::vector<std::string> objects;
+    std::vector<std::size_t> object_queries;  // the objects' indices into locator_queries
   };
   struct PreparedRule {
     const Rule* rule = nullptr;
@@ -80,6 +81,10 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
   bool use_relevance = false;
   bool use_debias = false;
   bool use_cascade = false;
+  bool use_locator = false;
+  // Every object phrase of the constitution, embedded once by the locator.
+  std::vector<std::string> locator_phrases;
+  std::shared_ptr<const LocatorQueries> locator_queries;
 
   // Per-call state, on the stack of judge(): the Judge itself stays immutable.
   struct Call {
@@ -88,9 +93,13 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
     const CallContext& context;
     Verdict& verdict;
     std::set<std::string> notes;
+    // The image as the locator encoded it: built by the first item of this
+    // image that needs strategy 2, so images without one never pay for it.
+    std::shared_ptr<const LocatorImage> locator_image;
   };
 
   void prepare_rules();
+  void embed_object_phrases();
   void compute_priors();
   void embed_rule_texts();
   Verdict judge(const Image& image, const CallOptions& options) const;
@@ -121,6 +130,25 @@ void Judge::Impl::prepare_rules() {
       prepared.items.push_back(Item{{make_statement(rule.objective_text)}, {}});
     }
     rules.push_back(std::move(prepared));
+  }
+}
+
+void Judge::Impl::embed_object_phrases() {
+  std::map<std::string, std::size_t> index_of;
+  for (auto& rule : rules) {
+    for (auto& item : rule.items) {
+      for (const auto& object : item.objects) {
+        const auto [it, added] = index_of.emplace(object, locator_phrases.size());
+        if (added) locator_phrases.push_back(object);
+        item.object_queries.push_back(it->second);
+      }
+    }
+  }
+  if (locator_phrases.empty()) return;
+  locator_queries = models.locator->embed_queries(locator_phrases, CallContext{});
+  if (!locator_queries || locator_queries->size() != locator_phrases.size()) {
+    throw Error(ErrorCode::Backend, fmt::format("{} embedded a different number of phrases than the {} asked",
+                                                models.locator->model_id(), locator_phrases.size()));
   }
 }
 
@@ -202,12 +230,25 @@ Judge::Judge(Constitution constitution, Models models, JudgeOptions options)
           self.notes.push_back("debiasing off: the model cannot score without an image; items are "
                                "accepted iff M(x,c) > 0.5");
         }
+        // Strategy 2 needs a locator and items with central object words.
+        bool names_objects = false;
+        for (const auto& rule : self.constitution.rules) {
+          for (const auto& item : rule.chain) names_objects = names_objects || !item.objects.empty();
+        }
+        names_objects = names_objects && self.options.chains;
+        self.use_locator = self.options.locator && self.use_debias && self.models.locator != nullptr && names_objects;
+        if (names_objects && self.use_debias && self.options.locator && !self.models.locator) {
+          self.notes.push_back("strategy 2 off: the constitution names central objects but no locator is "
+                               "configured (ModelConfig::locator_model_dir, --locator-model)");
+        }
+        if (names_objects && !self.options.locator) self.notes.push_back("strategy 2 off (ablation)");
         self.use_cascade = self.options.cascade && caps.generate;
         if (self.options.cascade && !caps.generate) {
           self.notes.push_back("cascaded reasoning off: the model cannot generate text");
         }
 
         self.prepare_rules();
+        if (self.use_locator) self.embed_object_phrases();
         if (self.use_debias) self.compute_priors();
         if (self.use_relevance) self.embed_rule_texts();
         self.answer_tokens = self.models.vlm->describe_answer_tokens(self.options.answers);
@@ -479,32 +520,39 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
   std::shared_ptr<const ImageContext> crop_context;  // keeps the crop alive for reasoning
 
   // Strategy 2: does the score depend on the central object? (needs a locator)
-  if (!models.locator) {
-    call.notes.insert("strategy 2 skipped: no locator configured");
-  } else if (item.objects.empty()) {
-    call.notes.insert("strategy 2 skipped for items without central object words");
-  } else {
+  if (use_locator && !item.object_queries.empty()) {
     const auto stage_start = Clock::now();
+    call.context.check();
+    if (!call.locator_image) call.locator_image = models.locator->prepare(call.image, call.context);
+    const auto found = models.locator->locate(*call.locator_image, *locator_queries, item.object_queries,
+                                              t.locator_confidence, call.context);
+    call.verdict.timings.locate_ms += elapsed_ms(stage_start);
+    // The most confident box of any of the item's object words.
     std::optional<Detection> best;
-    for (const auto& object : item.objects) {
-      call.context.check();
-      for (const auto& detection : models.locator->locate(call.image, object, call.context)) {
+    std::string best_phrase;
+    for (std::size_t k = 0; k < found.size() && k < item.object_queries.size(); ++k) {
+      for (const Detection& detection : found[k]) {
         if (detection.confidence > t.locator_confidence && detection.box.area() > 0 &&
             (!best || detection.confidence > best->confidence)) {
           best = detection;
+          best_phrase = locator_phrases[item.object_queries[k]];
         }
       }
     }
     if (best) {
       const double image_area = double(call.image.width) * call.image.height;
       const std::vector<Question> question{{statement.statement, prompt}};
-      if (best->box.area() / image_area < t.small_region_fraction) {
+      RegionEvidence evidence{best_phrase, best->box, best->confidence, best->box.area() / image_area, false, 0};
+      if (evidence.area_fraction < t.small_region_fraction) {
         // A tiny object: judge its crop instead of the whole image (the paper's 1% rule).
         const Image crop = crop_region(call.image, best->box);
         crop_context = models.vlm->prepare(crop, call.context);
         const double crop_score = models.vlm->score(crop_context.get(), question, options.answers, call.context).at(0);
         call.verdict.questions_scored += 1;
         statement.crop_score = crop_score;
+        evidence.cropped = true;
+        evidence.score = crop_score;
+        statement.region = evidence;
         const ItemOutcome outcome = classify_against_prior(crop_score, statement.prior, t);
         reasoning_context = crop_context.get();
         if (outcome != ItemOutcome::Uncertain) {
@@ -519,6 +567,8 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
         const double region_score = models.vlm->score(erased_context.get(), question, options.answers, call.context).at(0);
         call.verdict.questions_scored += 1;
         statement.region_score = region_score;
+        evidence.score = region_score;
+        statement.region = evidence;
         // Strategy 2 can only accept: the object, not the rest of the image, carries the answer.
         if (statement.score - region_score > t.region_delta) {
           statement.outcome = ItemOutcome::Accepted;
@@ -527,8 +577,12 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
           return;
         }
       }
+    } else {
+      call.notes.insert("strategy 2 found no central object above the confidence threshold for some items");
     }
     call.verdict.timings.region_ms += elapsed_ms(stage_start);
+  } else if (use_locator) {
+    call.notes.insert("strategy 2 skipped for items without central object words");
   }
 
   if (use_cascade && t.cascade) {

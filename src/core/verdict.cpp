@@ -54,6 +54,18 @@ const RuleResult* Verdict::find_rule(const std::string& id) const noexcept {
   return nullptr;
 }
 
+namespace {
+json region_json(const std::optional<RegionEvidence>& region) {
+  if (!region) return nullptr;
+  return {{"phrase", region->phrase},
+          {"box", {region->box.x0, region->box.y0, region->box.x1, region->box.y1}},
+          {"confidence", number(region->confidence)},
+          {"area_fraction", number(region->area_fraction)},
+          {"action", region->cropped ? "crop" : "erase"},
+          {"score", number(region->score)}};
+}
+}  // namespace
+
 std::string Verdict::to_json() const {
   json rules_json = json::array();
   for (const auto& rule : rules) {
@@ -66,6 +78,7 @@ std::string Verdict::to_json() const {
                                    {"prior", number(s.prior)},
                                    {"region_score", optional_number(s.region_score)},
                                    {"crop_score", optional_number(s.crop_score)},
+                                   {"region", region_json(s.region)},
                                    {"outcome", item_outcome_name(s.outcome)},
                                    {"decided_by", stage_name(s.decided_by)},
                                    {"rationale", empty_as_null(s.rationale)}});
@@ -105,6 +118,7 @@ std::string Verdict::to_json() const {
         {"prepare", timings.prepare_ms},
         {"scoring", timings.scoring_ms},
         {"region", timings.region_ms},
+        {"locate", timings.locate_ms},
         {"reasoning", timings.reasoning_ms},
         {"total", timings.total_ms}}},
       {"notes", notes},

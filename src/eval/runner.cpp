@@ -27,12 +27,15 @@ std::vector<Ablation> make_ablations(const std::string& list, const JudgeOptions
     } else if (stage == "cascade") {
       ablation.options.cascade = false;
       ablation.description = "w/o cascaded reasoning";
+    } else if (stage == "locator") {
+      ablation.options.locator = false;
+      ablation.description = "w/o strategy 2 (region removal)";
     } else if (stage == "early-exit") {
       ablation.options.early_exit = false;
       ablation.description = "w/o early exit";
     } else {
       throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("unknown ablation '{}'; choose from relevance, debias, chains, cascade, early-exit", stage));
+                  fmt::format("unknown ablation '{}'; choose from relevance, debias, chains, cascade, early-exit, locator", stage));
     }
     for (const auto& existing : ablations) {
       if (existing.name == ablation.name) {

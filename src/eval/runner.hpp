@@ -22,7 +22,7 @@ struct Ablation {
 
 /// "full" (`base`, the method as configured) followed by one ablation per
 /// name of the comma-separated `list` (relevance, debias, chains, cascade,
-/// early-exit), in the order given: `base` with that stage off. Throws
+/// early-exit, locator), in the order given: `base` with that stage off. Throws
 /// Error(InvalidArgument) for an unknown or repeated name.
 std::vector<Ablation> make_ablations(const std::string& list, const JudgeOptions& base = {});
 

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -350,13 +351,42 @@ TEST_CASE("options structs are versioned", "[capi]") {
 
   imgjudge_judge_options initialised;
   CHECK(imgjudge_judge_options_init(&initialised, 0) == IMGJUDGE_INVALID_ARGUMENT);
-  CHECK(imgjudge_judge_options_init(&initialised, 2) == IMGJUDGE_INVALID_ARGUMENT);
-  CHECK_THAT(last_message(), Catch::StartsWith("imgjudge_judge_options_init: version is 2"));
+  CHECK(imgjudge_judge_options_init(&initialised, 3) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK_THAT(last_message(), Catch::StartsWith("imgjudge_judge_options_init: version is 3"));
   REQUIRE(imgjudge_judge_options_init(&initialised, IMGJUDGE_JUDGE_OPTIONS_VERSION) == IMGJUDGE_OK);
   CHECK(initialised.version == IMGJUDGE_JUDGE_OPTIONS_VERSION);
   CHECK(initialised.relevance == 1);
   CHECK(initialised.cascade == 1);
   CHECK(initialised.backend == nullptr);
+  CHECK(initialised.locator_model_dir == nullptr);
+  CHECK(initialised.locator == 1);
+  CHECK(initialised.reasoning_tokens == 0);
+
+  // A program built against layout 1 has a smaller struct: initialising it
+  // with version 1 writes only those fields (a guard after them stays intact),
+  // and creating a judge from it reads only those.
+  unsigned char buffer[sizeof(imgjudge_judge_options)];
+  std::memset(buffer, 0xAB, sizeof(buffer));
+  auto* v1 = reinterpret_cast<imgjudge_judge_options*>(buffer);
+  REQUIRE(imgjudge_judge_options_init(v1, 1) == IMGJUDGE_OK);
+  CHECK(v1->version == 1);
+  CHECK(v1->cascade == 1);
+  for (std::size_t i = offsetof(imgjudge_judge_options, locator_model_dir); i < sizeof(buffer); ++i) {
+    CHECK(buffer[i] == 0xAB);
+  }
+  v1->backend = "scripted";
+  v1->script_path = IMGJUDGE_SOURCE_DIR "/examples/demo/scripted-answers.toml";
+  imgjudge_judge* old_judge = nullptr;
+  CHECK(imgjudge_judge_create(&old_judge, constitution.handle, v1) == IMGJUDGE_OK);
+  imgjudge_judge_free(old_judge);
+
+  // Layout 2 fields are validated.
+  imgjudge_judge_options bad = IMGJUDGE_JUDGE_OPTIONS_INIT;
+  bad.backend = "scripted";
+  bad.script_path = IMGJUDGE_SOURCE_DIR "/examples/demo/scripted-answers.toml";
+  bad.reasoning_tokens = -3;
+  CHECK(imgjudge_judge_create(&judge, constitution.handle, &bad) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK_THAT(last_message(), Catch::Contains("options->reasoning_tokens is -3"));
 
   imgjudge_call_options call;
   CHECK(imgjudge_call_options_init(&call, 0) == IMGJUDGE_INVALID_ARGUMENT);

@@ -261,6 +261,9 @@ scores = { "Blood is visible." = 0.97 }
   const StatementScore& blood = statement(v, "gore", 1);
   REQUIRE(blood.crop_score.has_value());
   CHECK(*blood.crop_score == Approx(0.97));
+  REQUIRE(blood.region.has_value());
+  CHECK(blood.region->cropped);
+  CHECK(blood.region->area_fraction < 0.01);
   CHECK_FALSE(blood.region_score.has_value());
   CHECK(blood.outcome == ItemOutcome::Accepted);
   CHECK(blood.decided_by == Stage::Region);
@@ -479,8 +482,98 @@ scores = { "A person is visible." = 0.95, "Blood is visible." = 0.6, "A gun is v
   models.relevance = nullptr;
   const Verdict v = Judge(Constitution::from_string(kConstitution), models).judge(make_picture(95));
   const std::string json = v.to_json();
-  CHECK_THAT(json, Contains("strategy 2 skipped: no locator configured"));
+  CHECK_THAT(json, Contains("strategy 2 off: the constitution names central objects but no locator is configured"));
   CHECK_THAT(json, Contains("relevance scanning off"));
+}
+
+namespace {
+// Counts the locator's expensive calls, to prove the cost model: phrases
+// embedded once per Judge, an image encoded once and only when needed.
+class CountingLocator : public imgjudge::Locator {
+ public:
+  explicit CountingLocator(std::shared_ptr<const imgjudge::Locator> inner) : inner_(std::move(inner)) {}
+  std::string model_id() const override { return inner_->model_id(); }
+  std::shared_ptr<const imgjudge::LocatorQueries> embed_queries(const std::vector<std::string>& phrases,
+                                                                const imgjudge::CallContext& call) const override {
+    ++embeds;
+    embedded = phrases;
+    return inner_->embed_queries(phrases, call);
+  }
+  std::shared_ptr<const imgjudge::LocatorImage> prepare(const imgjudge::Image& image,
+                                                        const imgjudge::CallContext& call) const override {
+    ++prepares;
+    return inner_->prepare(image, call);
+  }
+  std::vector<std::vector<imgjudge::Detection>> locate(const imgjudge::LocatorImage& image,
+                                                       const imgjudge::LocatorQueries& queries,
+                                                       const std::vector<std::size_t>& which, double min_confidence,
+                                                       const imgjudge::CallContext& call) const override {
+    ++locates;
+    return inner_->locate(image, queries, which, min_confidence, call);
+  }
+  mutable std::atomic<int> embeds{0}, prepares{0}, locates{0};
+  mutable std::vector<std::string> embedded;
+
+ private:
+  std::shared_ptr<const imgjudge::Locator> inner_;
+};
+}  // namespace
+
+TEST_CASE("strategy 2 reports its evidence; the locator embeds phrases once and encodes only images that need it",
+          "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(42));
+  ws.write_image("b.png", make_picture(43));
+  auto inner = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.95, "Blood is visible." = 0.8, "The injury is fatal." = 0.1, "A gun is visible." = 0.6 }
+[[images.objects]]
+phrase = "blood"
+box = [0, 0, 20, 10]
+confidence = 0.9
+scores = { "Blood is visible." = 0.05 }
+[[images.objects]]
+phrase = "gun"
+box = [10, 10, 30, 30]
+confidence = 0.4
+scores = { "A gun is visible." = 0.5 }
+[[images]]
+file = "b.png"
+scores = { "A person is visible." = 0.01, "A gun is visible." = 0.02 }
+)");
+  auto locator = std::make_shared<CountingLocator>(inner.locator);
+  const Judge judge(Constitution::from_string(kConstitution), Models{inner.relevance, inner.vlm, locator});
+  CHECK(locator->embeds == 1);
+  CHECK(locator->embedded == std::vector<std::string>{"blood", "gun"});  // every object phrase, once
+  const Verdict a = judge.judge(make_picture(42));
+  CHECK(locator->prepares == 1);  // two items needed strategy 2; the image was encoded once
+  CHECK(locator->locates == 2);
+  const StatementScore& blood = statement(a, "gore", 1);
+  REQUIRE(blood.region.has_value());
+  CHECK(blood.region->phrase == "blood");
+  CHECK(blood.region->box.x1 == 20.f);
+  CHECK(blood.region->confidence == Approx(0.9));
+  CHECK(blood.region->area_fraction == Approx(200.0 / (64.0 * 48.0)).epsilon(1e-3));
+  CHECK_FALSE(blood.region->cropped);
+  CHECK(blood.region->score == Approx(0.05));
+  const auto json = nlohmann::json::parse(a.to_json());
+  const auto& region = json["rules"][0]["items"][1]["statements"][0]["region"];
+  CHECK(region["phrase"] == "blood");
+  CHECK(region["action"] == "erase");
+  CHECK(region["box"] == nlohmann::json::array({0, 0, 20, 10}));
+  CHECK(json["timings_ms"].contains("locate"));
+  CHECK(statement(a, "weapon", 0).region->phrase == "gun");
+  // An image whose items are all decided by strategy 1 is never encoded for the locator.
+  judge.judge(make_picture(43));
+  CHECK(locator->prepares == 1);
+  // The ablation switch turns strategy 2 off, and says so.
+  JudgeOptions off;
+  off.locator = false;
+  const Verdict ablated = Judge(Constitution::from_string(kConstitution), Models{inner.relevance, inner.vlm, locator}, off)
+                              .judge(make_picture(42));
+  CHECK_FALSE(statement(ablated, "gore", 1).region.has_value());
+  CHECK(std::find(ablated.notes.begin(), ablated.notes.end(), "strategy 2 off (ablation)") != ablated.notes.end());
 }
 
 TEST_CASE("deadlines and cancellation stop a call and leave the Judge usable", "[unit][judge]") {

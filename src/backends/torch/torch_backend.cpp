@@ -27,6 +27,11 @@ Models load_models(const ModelConfig& config) {
                                                              models::FamilyRole::Relevance, config.relevance_model_dir);
     loaded.relevance = relevance.load_relevance(config.relevance_model_dir, options);
   }
+  if (!config.locator_model_dir.empty()) {
+    const models::Family& locator = models::require_family(models::read_model_type(config.locator_model_dir),
+                                                           models::FamilyRole::Locator, config.locator_model_dir);
+    loaded.locator = locator.load_locator(config.locator_model_dir, options);
+  }
 #if defined(__GLIBC__)
   // Loading runs every tensor through temporaries (dtype conversion, int8
   // packing); give the freed heap back so resident memory is the weights.
