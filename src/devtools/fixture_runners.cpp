@@ -12,6 +12,7 @@
 #include "models/clip.hpp"
 #include "models/families.hpp"
 #include "models/llava.hpp"
+#include "models/owl.hpp"
 #include "models/qwen2_vl.hpp"
 #include "models/siglip.hpp"
 #include "runtime/config.hpp"
@@ -215,6 +216,27 @@ NamedTensors run_siglip(const std::string& dir, const NamedTensors&) {
   return run_dual_encoder(models::siglip::SiglipModel(models::siglip::load_config(dir), fixture_weights(dir)), dir);
 }
 
+// OWLv2 / OWL-ViT: the detector on the fixture's queries and image, the
+// image's batch dimension dropped as the fixture stores it (text_embeds keeps it).
+NamedTensors run_owl(const std::string& dir, const NamedTensors&) {
+  c10::InferenceMode inference;
+  const models::owl::OwlDetector model(models::owl::load_config(dir), fixture_weights(dir));
+  const NamedTensors inputs = read_fixture_inputs(dir);
+  const at::Tensor& ids = fixture_input(inputs, "input_ids", dir);
+  const at::Tensor mask = inputs.count("attention_mask") ? inputs.at("attention_mask") : at::Tensor();
+  const models::owl::ImageFeatures image = model.encode_image(fixture_input(inputs, "pixel_values", dir));
+  const std::int64_t batch = image.patches.size(0);
+  const at::Tensor queries = model.embed_texts(ids, mask).view({batch, -1, model.config().projection_dim});
+  const models::owl::Detections outputs = model.detect(image, queries, models::owl::query_mask(ids, batch));
+  NamedTensors out = {{"logits", outputs.logits[0]},
+                      {"pred_boxes", outputs.pred_boxes[0]},
+                      {"class_embeds", outputs.class_embeds[0]},
+                      {"text_embeds", queries},
+                      {"image_embeds", image.feature_map()[0]}};
+  if (outputs.objectness_logits.defined()) out["objectness_logits"] = outputs.objectness_logits[0];
+  return out;
+}
+
 // model_type -> runner. One line per family.
 const std::map<std::string, FixtureRunner>& runners() {
   static const std::map<std::string, FixtureRunner> table = {
@@ -222,6 +244,7 @@ const std::map<std::string, FixtureRunner>& runners() {
       {"llama", run_text_family},  {"mistral", run_text_family},
       {"qwen2_vl", run_qwen_vl},   {"qwen2_5_vl", run_qwen_vl},
       {"llava", run_llava},        {"llava_next", run_llava},     {"llava_onevision", run_llava},
+      {"owlv2", run_owl},          {"owlvit", run_owl},
   };
   return table;
 }

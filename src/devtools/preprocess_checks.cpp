@@ -1,13 +1,21 @@
 #include "devtools/preprocess_checks.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
 
 #include <fmt/format.h>
 
 #include "image/preprocess.hpp"
 #include "imgjudge/error.hpp"
+#include "models/owl.hpp"
 #include "models/processors/llava_processor.hpp"
+#include "models/processors/owl_processor.hpp"
 #include "models/processors/qwen_vl_processor.hpp"
+#include "runtime/safetensors.hpp"
+#include "runtime/tensor.hpp"
+#include "util/files.hpp"
 
 namespace imgjudge::devtools {
 namespace {
@@ -68,12 +76,56 @@ NamedTensors check_llava_anyres(const std::string& processor_config, const std::
           {"image_sizes", at::tensor(sizes, at::kLong).view({static_cast<std::int64_t>(images.size()), 2})}};
 }
 
+// Owlv2ImageProcessor / OwlViTImageProcessor: pixel_values [k, 3, S, S]. The
+// detectors' fixtures also record HF's post_process_object_detection
+// (threshold 0, target size = the image's own) of the model's outputs for
+// those pixels and the fixture's queries: when the processor config lies in
+// such a folder (config.json, inputs.safetensors) and there is one image, the
+// model runs on our pixels and its scores [P], labels [P] and boxes [P, 4]
+// are produced too.
+NamedTensors check_owl(const std::string& processor_config, const std::vector<Image>& images) {
+  c10::InferenceMode inference;
+  const auto config = models::OwlImageProcessorConfig::from_file(processor_config);
+  std::vector<at::Tensor> batch;
+  for (const Image& image : images) {
+    image::FloatImage processed = models::owl_preprocess(image, config);
+    batch.push_back(at::from_blob(processed.chw.data(), {processed.channels, processed.height, processed.width},
+                                  at::kFloat)
+                        .clone());
+  }
+  NamedTensors out = {{"pixel_values", at::stack(batch)}};
+  const std::string dir = std::filesystem::path(processor_config).parent_path().string();
+  const std::string inputs_path = util::join_path(dir, "inputs.safetensors");
+  if (images.size() != 1 || !util::file_exists(util::join_path(dir, "config.json")) ||
+      !util::file_exists(inputs_path)) {
+    return out;
+  }
+  const models::owl::Config model_config = models::owl::load_config(dir);
+  const models::owl::OwlDetector model(
+      model_config, runtime::WeightStore(runtime::SafetensorsCheckpoint::open_folder(dir), at::kFloat, at::kCPU));
+  const NamedTensors inputs = runtime::read_safetensors(inputs_path);
+  const auto ids = inputs.find("input_ids");
+  if (ids == inputs.end()) throw Error(ErrorCode::InvalidModel, fmt::format("{}: no tensor 'input_ids'", inputs_path));
+  const auto mask = inputs.find("attention_mask");
+  const models::owl::ImageFeatures features = model.encode_image(out["pixel_values"]);
+  const at::Tensor queries = model.embed_texts(ids->second, mask == inputs.end() ? at::Tensor() : mask->second)
+                                 .view({1, -1, model_config.projection_dim});
+  const models::owl::Detections outputs = model.detect(features, queries, models::owl::query_mask(ids->second, 1));
+  const models::owl::PostProcessed result = models::owl::post_process_object_detection(
+      model_config, outputs, /*threshold=*/0.0, {{images[0].height, images[0].width}})[0];
+  out["scores"] = result.scores;
+  out["labels"] = result.labels;
+  out["boxes"] = result.boxes;
+  return out;
+}
+
 }  // namespace
 
 PreprocessCheck find_preprocess_check(const std::string& type) {
   if (type == "CLIPImageProcessor" || type == "SiglipImageProcessor") return check_fixed_size;
   if (type == "Qwen2VLImageProcessor") return check_qwen_vl;
   if (type == "LlavaNextImageProcessor" || type == "LlavaOnevisionImageProcessor") return check_llava_anyres;
+  if (type == "Owlv2ImageProcessor" || type == "OwlViTImageProcessor") return check_owl;
   return nullptr;
 }
 

@@ -10,6 +10,7 @@
 #include "models/clip.hpp"
 #include "models/llama.hpp"
 #include "models/llava.hpp"
+#include "models/owl.hpp"
 #include "models/qwen2.hpp"
 #include "models/qwen2_vl.hpp"
 #include "models/relevance.hpp"
@@ -120,6 +121,17 @@ Family relevance(const char* type, const char* architecture,
   return f;
 }
 
+Family locator(const char* type, const char* architecture,
+               std::shared_ptr<const Locator> (*load)(const std::string&, const LoadOptions&),
+               std::vector<runtime::ParamSpec> (*parameters)(const runtime::HfConfig&),
+               nlohmann::json (*processor)(const runtime::HfConfig&)) {
+  Family f{type, FamilyRole::Locator, architecture};
+  f.load_locator = load;
+  f.parameters = parameters;
+  f.processor_config = processor;
+  return f;
+}
+
 }  // namespace
 
 const char* family_role_name(FamilyRole role) {
@@ -150,6 +162,8 @@ const std::vector<Family>& families() {
       text<mistral_decoder>("mistral", "MistralForCausalLM", mistral_template),
       relevance("clip", "CLIPModel", load_clip_relevance_model, clip_parameters, clip_processor_config),
       relevance("siglip", "SiglipModel", load_siglip_relevance_model, siglip_parameters, siglip_processor_config),
+      locator("owlv2", "Owlv2ForObjectDetection", owl::load_locator, owl::parameter_specs, owl::processor_config),
+      locator("owlvit", "OwlViTForObjectDetection", owl::load_locator, owl::parameter_specs, owl::processor_config),
   };
   return table;
 }

@@ -52,32 +52,39 @@ VitConfig VitConfig::read(const runtime::HfConfig& vision, const VitConfig& defa
   return config;
 }
 
-ClipVisionTower::ClipVisionTower(const VitConfig& config, const runtime::WeightStore& scope)
+ClipVisionTower::ClipVisionTower(const VitConfig& config, const runtime::WeightStore& scope,
+                                 const std::string& pre_layernorm_name)
     : config_(config),
       class_embedding_(scope.get("embeddings.class_embedding", {config.encoder.hidden_size})),
       patch_embedding_(scope.get("embeddings.patch_embedding.weight", {config.encoder.hidden_size, config.num_channels,
                                                                        config.patch_size, config.patch_size})),
       position_embedding_(scope.get("embeddings.position_embedding.weight",
                                     {config.grid() * config.grid() + 1, config.encoder.hidden_size})),
-      // "pre_layrnorm" is HF's spelling.
-      pre_layernorm_(scope.scope("pre_layrnorm"), config.encoder.hidden_size, config.encoder.layer_norm_eps),
+      pre_layernorm_(scope.scope(pre_layernorm_name), config.encoder.hidden_size, config.encoder.layer_norm_eps),
       post_layernorm_(scope.scope("post_layernorm"), config.encoder.hidden_size, config.encoder.layer_norm_eps),
       encoder_(config.encoder, scope.scope("encoder")) {}
 
-std::vector<at::Tensor> ClipVisionTower::hidden_states(const at::Tensor& pixel_values, std::int64_t through,
-                                                       const CallContext* call) const {
+at::Tensor ClipVisionTower::embed(const at::Tensor& pixel_values) const {
   check_pixels(pixel_values, config_, "clip");
-  const std::int64_t layers = hidden_state_index(through, encoder_.num_layers());
   const at::Tensor pixels = pixel_values.to(class_embedding_.device(), class_embedding_.scalar_type());
   const std::int64_t batch = pixels.size(0);
   // Conv with stride = kernel = patch: [B, D, g, g] -> [B, g*g, D]
   const at::Tensor patches =
       at::conv2d(pixels, patch_embedding_, {}, {config_.patch_size, config_.patch_size}).flatten(2).transpose(1, 2);
   const at::Tensor cls = class_embedding_.view({1, 1, -1}).expand({batch, 1, config_.encoder.hidden_size});
-  const at::Tensor x = pre_layernorm_(at::cat({cls, patches}, 1) + position_embedding_.unsqueeze(0));
+  return pre_layernorm_(at::cat({cls, patches}, 1) + position_embedding_.unsqueeze(0));
+}
+
+std::vector<at::Tensor> ClipVisionTower::hidden_states(const at::Tensor& pixel_values, std::int64_t through,
+                                                       const CallContext* call) const {
+  const std::int64_t layers = hidden_state_index(through, encoder_.num_layers());
   std::vector<at::Tensor> states;
-  encoder_.forward(x, {}, &states, layers, call);
+  encoder_.forward(embed(pixel_values), {}, &states, layers, call);
   return states;
+}
+
+at::Tensor ClipVisionTower::last_hidden_state(const at::Tensor& pixel_values, const CallContext* call) const {
+  return encoder_.forward(embed(pixel_values), {}, nullptr, -1, call);
 }
 
 SiglipVisionTower::SiglipVisionTower(const VitConfig& config, const runtime::WeightStore& scope, bool use_head)

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "imgjudge/backend.hpp"
@@ -54,18 +55,27 @@ class VisionTower {
 };
 
 /// CLIP: [class ; patches] + positions, pre_layrnorm, the encoder;
-/// post_layernorm on the class token gives the pooled output.
+/// post_layernorm on the class token gives the pooled output. OWL-ViT and
+/// OWLv2 have the same tower with the pre-norm spelled "pre_layernorm".
 class ClipVisionTower final : public VisionTower {
  public:
-  ClipVisionTower(const VitConfig& config, const runtime::WeightStore& scope);
+  /// `pre_layernorm_name`: the pre-norm's scope ("pre_layrnorm" is CLIP's
+  /// spelling in transformers, "pre_layernorm" OWL's).
+  ClipVisionTower(const VitConfig& config, const runtime::WeightStore& scope,
+                  const std::string& pre_layernorm_name = "pre_layrnorm");
   const VitConfig& config() const override { return config_; }
   bool has_class_token() const override { return true; }
   std::vector<at::Tensor> hidden_states(const at::Tensor& pixel_values, std::int64_t through,
                                         const CallContext* call) const override;
+  /// The encoder's output [B, 1 + g*g, hidden] (HF last_hidden_state, before
+  /// post_layernorm), without keeping the earlier layers' states.
+  at::Tensor last_hidden_state(const at::Tensor& pixel_values, const CallContext* call) const;
   /// post_layernorm (the pooled output's norm) of [..., hidden].
   at::Tensor post_layernorm(const at::Tensor& x) const { return post_layernorm_(x); }
 
  private:
+  /// [class ; patches] + positions, pre-norm: the encoder's input [B, 1 + g*g, hidden].
+  at::Tensor embed(const at::Tensor& pixel_values) const;
   VitConfig config_;
   at::Tensor class_embedding_, patch_embedding_, position_embedding_;
   LayerNorm pre_layernorm_, post_layernorm_;
