@@ -157,12 +157,15 @@ type JudgeOptions struct {
 	Backend           string // "torch" (default) or "scripted"
 	ModelDir          string // Hugging Face folder of the multimodal LLM
 	RelevanceModelDir string // CLIP/SigLIP folder, optional
+	LocatorModelDir   string // OWLv2/OWL-ViT folder for strategy 2, optional
 	ScriptPath        string // scripted backend: its answer script
 	Device            string // "cpu" (default)
 	Dtype             string // "auto" (default), "float32", "bfloat16"
 	Threads           int    // 0 = all cores
 
-	DisableRelevance, DisableDebias, DisableChains, DisableCascade, DisableEarlyExit bool
+	DisableRelevance, DisableDebias, DisableChains, DisableCascade, DisableEarlyExit, DisableLocator bool
+
+	ReasoningTokens int // token budget of each cascaded-reasoning turn; 0 = default (512)
 
 	MaxImageBytes, MaxImagePixels uint64 // 0 = default
 	MaxImageWidth, MaxImageHeight uint32 // 0 = default
@@ -204,6 +207,7 @@ func NewJudge(constitution *Constitution, options JudgeOptions) (*Judge, error) 
 	c.backend = optional(options.Backend)
 	c.model_dir = optional(options.ModelDir)
 	c.relevance_model_dir = optional(options.RelevanceModelDir)
+	c.locator_model_dir = optional(options.LocatorModelDir)
 	c.script_path = optional(options.ScriptPath)
 	c.device = optional(options.Device)
 	c.dtype = optional(options.Dtype)
@@ -213,6 +217,8 @@ func NewJudge(constitution *Constitution, options JudgeOptions) (*Judge, error) 
 	c.chains = flag(options.DisableChains)
 	c.cascade = flag(options.DisableCascade)
 	c.early_exit = flag(options.DisableEarlyExit)
+	c.locator = flag(options.DisableLocator)
+	c.reasoning_tokens = C.int(options.ReasoningTokens)
 	c.max_image_bytes = C.uint64_t(options.MaxImageBytes)
 	c.max_image_width = C.uint32_t(options.MaxImageWidth)
 	c.max_image_height = C.uint32_t(options.MaxImageHeight)

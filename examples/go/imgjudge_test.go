@@ -187,3 +187,43 @@ func TestOneJudgeManyGoroutines(t *testing.T) {
 		t.Errorf("concurrent judging failed: %v", err)
 	}
 }
+
+// The layout-2 options (locator, reasoning budget) reach the library.
+func TestLocatorAndReasoningOptions(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "script.toml")
+	if err := os.WriteFile(script, []byte("[defaults]\nprior = 0.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withObjects := strings.Replace(rules, `{ any_of = ["Flames are visible on the building."] }`,
+		`{ any_of = ["Flames are visible on the building."], objects = ["flames"] }`, 1)
+	constitution, err := ParseConstitution(withObjects, "go-objects.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer constitution.Close()
+	rocket := filepath.Join(images(t), "rocket.jpg")
+
+	judge, err := NewJudge(constitution, JudgeOptions{Backend: "scripted", ScriptPath: script,
+		DisableLocator: true, ReasoningTokens: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer judge.Close()
+	verdict, err := judge.JudgeFile(context.Background(), rocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer verdict.Close()
+	if json, _ := verdict.JSON(); !strings.Contains(json, "strategy 2 off (ablation)") {
+		t.Errorf("locator off but no ablation note: %s", json)
+	}
+
+	_, err = NewJudge(constitution, JudgeOptions{Backend: "scripted", ScriptPath: script, ReasoningTokens: -1})
+	if status(err) != InvalidArgument || !strings.Contains(err.Error(), "reasoning_tokens") {
+		t.Errorf("negative reasoning budget: %v", err)
+	}
+	_, err = NewJudge(constitution, JudgeOptions{Backend: "scripted", ScriptPath: script, LocatorModelDir: "/x/owlv2"})
+	if status(err) != InvalidArgument || !strings.Contains(err.Error(), "locator_model_dir") {
+		t.Errorf("a locator folder the scripted backend would ignore: %v", err)
+	}
+}

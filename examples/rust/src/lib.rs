@@ -230,6 +230,8 @@ pub struct JudgeOptions {
     pub backend: Option<String>,
     pub model_dir: Option<String>,
     pub relevance_model_dir: Option<String>,
+    /// OWLv2 / OWL-ViT folder for strategy 2 (region removal), optional.
+    pub locator_model_dir: Option<String>,
     pub script_path: Option<String>,
     pub device: Option<String>,
     pub dtype: Option<String>,
@@ -239,6 +241,10 @@ pub struct JudgeOptions {
     pub chains: bool,
     pub cascade: bool,
     pub early_exit: bool,
+    /// Strategy 2 (needs a locator).
+    pub locator: bool,
+    /// Token budget of each cascaded-reasoning turn; 0 = the default (512).
+    pub reasoning_tokens: u32,
     pub max_image_bytes: u64,
     pub max_image_width: u32,
     pub max_image_height: u32,
@@ -251,6 +257,7 @@ impl Default for JudgeOptions {
             backend: None,
             model_dir: None,
             relevance_model_dir: None,
+            locator_model_dir: None,
             script_path: None,
             device: None,
             dtype: None,
@@ -260,6 +267,8 @@ impl Default for JudgeOptions {
             chains: true,
             cascade: true,
             early_exit: true,
+            locator: true,
+            reasoning_tokens: 0,
             max_image_bytes: 0,
             max_image_width: 0,
             max_image_height: 0,
@@ -323,6 +332,7 @@ impl Judge {
         let backend = optional(&options.backend, "backend")?;
         let model_dir = optional(&options.model_dir, "model_dir")?;
         let relevance_model_dir = optional(&options.relevance_model_dir, "relevance_model_dir")?;
+        let locator_model_dir = optional(&options.locator_model_dir, "locator_model_dir")?;
         let script_path = optional(&options.script_path, "script_path")?;
         let device = optional(&options.device, "device")?;
         let dtype = optional(&options.dtype, "dtype")?;
@@ -330,6 +340,10 @@ impl Judge {
         let threads = i32::try_from(options.threads).map_err(|_| Error {
             status: Status::InvalidArgument,
             message: format!("threads {} is too large", options.threads),
+        })?;
+        let reasoning_tokens = i32::try_from(options.reasoning_tokens).map_err(|_| Error {
+            status: Status::InvalidArgument,
+            message: format!("reasoning_tokens {} is too large", options.reasoning_tokens),
         })?;
         let c_options = sys::imgjudge_judge_options {
             version: sys::IMGJUDGE_JUDGE_OPTIONS_VERSION,
@@ -349,6 +363,9 @@ impl Judge {
             max_image_width: options.max_image_width,
             max_image_height: options.max_image_height,
             max_image_pixels: options.max_image_pixels,
+            locator_model_dir: ptr_of(&locator_model_dir),
+            locator: options.locator.into(),
+            reasoning_tokens,
         };
         let mut raw = ptr::null_mut();
         // SAFETY: the strings live until the end of this function; the library copies them.

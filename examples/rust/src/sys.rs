@@ -10,7 +10,7 @@ use std::os::raw::{c_char, c_int, c_uint, c_void};
 pub type imgjudge_status = c_int;
 
 pub const IMGJUDGE_OK: imgjudge_status = 0;
-pub const IMGJUDGE_JUDGE_OPTIONS_VERSION: c_uint = 1;
+pub const IMGJUDGE_JUDGE_OPTIONS_VERSION: c_uint = 2;
 pub const IMGJUDGE_CALL_OPTIONS_VERSION: c_uint = 1;
 pub const IMGJUDGE_DECISION_UNSAFE: c_int = 1;
 
@@ -51,6 +51,10 @@ pub struct imgjudge_judge_options {
     pub max_image_width: u32,
     pub max_image_height: u32,
     pub max_image_pixels: u64,
+    // Layout 2.
+    pub locator_model_dir: *const c_char,
+    pub locator: c_int,
+    pub reasoning_tokens: c_int,
 }
 
 #[repr(C)]

@@ -20,8 +20,13 @@ fn judge_options_layout_matches_the_library() {
     );
     assert_eq!((options.max_image_bytes, options.max_image_width), (0, 0));
     assert_eq!((options.max_image_height, options.max_image_pixels), (0, 0));
-    // u32 + 4 padding + 6 pointers + 6 ints + u64 + 2 u32 + u64 on LP64.
-    assert_eq!(std::mem::size_of::<sys::imgjudge_judge_options>(), 104);
+    // Layout 2: the locator model folder (none), strategy 2 on, the library's
+    // reasoning budget.
+    assert!(options.locator_model_dir.is_null());
+    assert_eq!((options.locator, options.reasoning_tokens), (1, 0));
+    // u32 + 4 padding + 6 pointers + 6 ints + u64 + 2 u32 + u64, then
+    // a pointer and 2 ints (layout 2), on LP64.
+    assert_eq!(std::mem::size_of::<sys::imgjudge_judge_options>(), 120);
 }
 
 #[test]

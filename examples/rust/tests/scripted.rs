@@ -139,3 +139,37 @@ fn one_judge_serves_many_threads() {
         assert!(worker.join().unwrap());
     }
 }
+
+#[test]
+fn layout_2_options_reach_the_library() {
+    // A rule naming a central object: strategy 2 runs with the scripted
+    // locator unless switched off, and the verdict says when it is.
+    let rules = RULES.replace(
+        r#"{ any_of = ["Flames are visible on the building."] }"#,
+        r#"{ any_of = ["Flames are visible on the building."], objects = ["flames"] }"#,
+    );
+    let rules = Constitution::from_toml(&rules, "rust-objects.toml").unwrap();
+    let image = repo().join("examples/images/rocket.jpg");
+    let call = CallOptions::default();
+
+    let mut options = JudgeOptions::scripted(script().to_str().unwrap());
+    let on = Judge::new(&rules, &options).unwrap().judge_file(&image, &call).unwrap();
+    assert!(!on.json().unwrap().contains("strategy 2 off"), "{}", on.json().unwrap());
+
+    options.locator = false;
+    options.reasoning_tokens = 64;
+    let off = Judge::new(&rules, &options).unwrap().judge_file(&image, &call).unwrap();
+    let json = off.json().unwrap();
+    assert!(json.contains("strategy 2 off (ablation)"), "{json}");
+
+    options.reasoning_tokens = u32::MAX;
+    let error = Judge::new(&rules, &options).err().expect("a budget beyond int is refused");
+    assert_eq!(error.status, Status::InvalidArgument);
+    assert!(error.message.contains("reasoning_tokens"), "{}", error.message);
+
+    options.reasoning_tokens = 0;
+    options.locator_model_dir = Some("/nonexistent/owlv2".to_string());
+    let error = Judge::new(&rules, &options).err().expect("the scripted backend takes no locator folder");
+    assert_eq!(error.status, Status::InvalidArgument);
+    assert!(error.message.contains("locator_model_dir"), "{}", error.message);
+}
