@@ -1,7 +1,9 @@
 // `imgjudge score`: ask a vision-language model the yes/no question of each
 // precondition statement about one image and show M(x,c), the language prior
 // m0 and the strategy-1 decision, so a rule author sees what the model answers
-// before writing a rule.
+// before writing a rule. With a locator, statements that name central objects
+// also get strategy 2's evidence: the box, and M(x) with it erased (or on its crop).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -13,6 +15,7 @@
 #include "cli/args.hpp"
 #include "cli/model_options.hpp"
 #include "cli/commands.hpp"
+#include "core/region_removal.hpp"
 #include "imgjudge/backend.hpp"
 #include "imgjudge/constitution.hpp"
 #include "imgjudge/error.hpp"
@@ -30,10 +33,19 @@ image, the language prior m0 = P(yes) without it, and the paper's strategy-1
 decision (accept, reject or uncertain) with the default thresholds.
 
 questions file: one statement per line (blank lines and lines starting with '#'
-are skipped), or JSON lines {"statement": "..."}.
+are skipped), or JSON lines {"statement": "...", "objects": ["..."]} where the
+optional objects are the statement's central object words for strategy 2.
+
+With a locator (--locator-model; the scripted backend has its own), every
+statement with objects also reports "region": the most confident box of its
+objects above the default locator_confidence (null if none), whether it was
+erased (gray 128) or judged on its crop (under small_region_fraction of the
+image), the score asked that way, and strategy 2's decision (erase: accept iff
+M(x,c) - M(erased) > region_delta; crop: strategy 1 on the crop).
 
 options:
   --model DIR               Hugging Face folder of the vision-language model (torch)
+  --locator-model DIR       Hugging Face folder of OWLv2/OWL-ViT for the statements' objects
   --image FILE              the image to ask about
   --questions FILE          the statements, see above
   --template TEXT           user prompt; must contain {statement}
@@ -55,7 +67,13 @@ exit status: 0 scored, 2 usage or input error
 constexpr std::size_t kMaxQuestions = 256;
 constexpr std::size_t kMaxQuestionsFileBytes = 1u << 20;
 constexpr std::size_t kMaxStatementBytes = 4096;
+constexpr std::size_t kMaxObjectsPerStatement = 16;
 const std::string kPlaceholder = "{statement}";
+
+struct Statement {
+  std::string text;
+  std::vector<std::string> objects;  ///< Central object words (strategy 2), maybe none.
+};
 
 std::string trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n");
@@ -64,9 +82,9 @@ std::string trim(const std::string& text) {
 }
 
 // Statements of a questions file: plain lines or JSON lines {"statement": ...}.
-std::vector<std::string> read_statements(const std::string& path) {
+std::vector<Statement> read_statements(const std::string& path) {
   const std::string text = util::read_file_text(path, kMaxQuestionsFileBytes);
-  std::vector<std::string> statements;
+  std::vector<Statement> statements;
   std::size_t line_number = 0;
   for (std::size_t start = 0; start < text.size();) {
     std::size_t end = text.find('\n', start);
@@ -76,7 +94,7 @@ std::vector<std::string> read_statements(const std::string& path) {
     ++line_number;
     if (line.empty() || line[0] == '#') continue;
     const auto where = fmt::format("{}:{}", path, line_number);
-    std::string statement = line;
+    Statement statement{line, {}};
     if (line[0] == '{') {
       const auto object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (object.is_discarded() || !object.is_object()) {
@@ -86,12 +104,33 @@ std::vector<std::string> read_statements(const std::string& path) {
       if (it == object.end() || !it->is_string()) {
         throw Error(ErrorCode::InvalidArgument, fmt::format("{}: missing string key \"statement\"", where));
       }
-      statement = trim(it->get<std::string>());
-      if (statement.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("{}: empty statement", where));
+      statement.text = trim(it->get<std::string>());
+      if (statement.text.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("{}: empty statement", where));
+      for (const auto& [key, value] : object.items()) {
+        if (key != "statement" && key != "objects") {
+          throw Error(ErrorCode::InvalidArgument,
+                      fmt::format("{}: unknown key \"{}\" (expected \"statement\", \"objects\")", where, key));
+        }
+      }
+      if (const auto objects = object.find("objects"); objects != object.end()) {
+        if (!objects->is_array() || objects->size() > kMaxObjectsPerStatement) {
+          throw Error(ErrorCode::InvalidArgument, fmt::format("{}: \"objects\" must be a list of at most {} strings",
+                                                              where, kMaxObjectsPerStatement));
+        }
+        for (const auto& word : *objects) {
+          if (!word.is_string() || trim(word.get<std::string>()).empty() ||
+              word.get<std::string>().size() > kMaxStatementBytes) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("{}: every object must be a non-empty string (of at most {} bytes)", where,
+                                    kMaxStatementBytes));
+          }
+          statement.objects.push_back(trim(word.get<std::string>()));
+        }
+      }
     }
-    if (statement.size() > kMaxStatementBytes) {
-      throw Error(ErrorCode::LimitExceeded,
-                  fmt::format("{}: statement of {} bytes, at most {}", where, statement.size(), kMaxStatementBytes));
+    if (statement.text.size() > kMaxStatementBytes) {
+      throw Error(ErrorCode::LimitExceeded, fmt::format("{}: statement of {} bytes, at most {}", where,
+                                                        statement.text.size(), kMaxStatementBytes));
     }
     if (statements.size() == kMaxQuestions) {
       throw Error(ErrorCode::LimitExceeded, fmt::format("{}: more than {} statements", where, kMaxQuestions));
@@ -117,7 +156,7 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 
 int run_score(const Argv& argv) {
   const Args args(argv,
-                  {"backend", "model", "script", "image", "questions", "template", "answer-spellings", "device", "dtype",
+                  {"backend", "model", "locator-model", "script", "image", "questions", "template", "answer-spellings", "device", "dtype",
                    "threads"},
                   {"help"});
   if (args.flag("help")) {
@@ -154,9 +193,11 @@ int run_score(const Argv& argv) {
   // Inputs first: a bad questions file or image must not wait for a model load.
   const std::string image_path = *args.value("image");
   const std::string questions_path = *args.value("questions");
-  const std::vector<std::string> statements = read_statements(questions_path);
+  const std::vector<Statement> statements = read_statements(questions_path);
   std::vector<Question> questions;
-  for (const auto& statement : statements) questions.push_back({statement, render_question(question_template, statement)});
+  for (const auto& statement : statements) {
+    questions.push_back({statement.text, render_question(question_template, statement.text)});
+  }
 
   using Clock = std::chrono::steady_clock;
   auto started = Clock::now();
@@ -198,16 +239,83 @@ int run_score(const Argv& argv) {
                        {"prior", priors[i]},
                        {"decision", strategy1_decision(scores[i], priors[i], thresholds)}});
   }
+
+  // Strategy 2 for the statements that name objects.
+  nlohmann::json notes = nlohmann::json::array();
+  double locate_ms = 0, region_ms = 0;
+  const bool names_objects = std::any_of(statements.begin(), statements.end(),
+                                         [](const Statement& s) { return !s.objects.empty(); });
+  if (names_objects && !models.locator) {
+    notes.push_back("strategy 2 off: statements name objects but no locator is loaded (--locator-model DIR)");
+  } else if (!names_objects && !config.locator_model_dir.empty()) {
+    notes.push_back("strategy 2 off: no statement names objects (JSON lines with \"objects\")");
+  } else if (names_objects) {
+    // Every phrase embedded once, the image encoded once (the Judge's cost model).
+    std::vector<std::string> phrases;
+    for (const auto& statement : statements) {
+      for (const auto& object : statement.objects) {
+        if (std::find(phrases.begin(), phrases.end(), object) == phrases.end()) phrases.push_back(object);
+      }
+    }
+    started = Clock::now();
+    const auto queries = models.locator->embed_queries(phrases, call);
+    const auto located_image = models.locator->prepare(image, call);
+    locate_ms += elapsed_ms(started);
+    for (std::size_t i = 0; i < statements.size(); ++i) {
+      if (statements[i].objects.empty()) continue;
+      std::vector<std::size_t> which;
+      for (const auto& object : statements[i].objects) {
+        which.push_back(static_cast<std::size_t>(std::find(phrases.begin(), phrases.end(), object) - phrases.begin()));
+      }
+      started = Clock::now();
+      const auto found = models.locator->locate(*located_image, *queries, which, thresholds.locator_confidence, call);
+      locate_ms += elapsed_ms(started);
+      results[i]["objects"] = statements[i].objects;
+      const auto chosen = core::choose_region(found, image, thresholds);
+      if (!chosen) {
+        results[i]["region"] = nullptr;
+        continue;
+      }
+      started = Clock::now();
+      const Box& box = chosen->detection.box;
+      const Image edited = chosen->crop ? crop_region(image, box) : erase_region(image, box);
+      const double region_score = vlm.score(vlm.prepare(edited, call).get(), {questions[i]}, answers, call).at(0);
+      region_ms += elapsed_ms(started);
+      const char* decision = chosen->crop ? strategy1_decision(region_score, priors[i], thresholds)
+                             : scores[i] - region_score > thresholds.region_delta ? "accept"
+                                                                                    : "uncertain";
+      results[i]["region"] = {{"phrase", statements[i].objects[chosen->query]},
+                              {"box", {box.x0, box.y0, box.x1, box.y1}},
+                              {"confidence", chosen->detection.confidence},
+                              {"area_fraction", chosen->area_fraction},
+                              {"action", chosen->crop ? "crop" : "erase"},
+                              {"score", region_score},
+                              {"decision", decision}};
+    }
+  }
   const nlohmann::json document = {
       {"schema", "imgjudge.score/1"},
       {"model", vlm.model_id()},
       {"answer_tokens", vlm.describe_answer_tokens(answers)},
       {"answer_spellings", answer_spellings_name(answers.spellings)},
       {"image", {{"file", image_path}, {"hash", image.content_hash()}, {"width", image.width}, {"height", image.height}}},
-      {"thresholds", {{"reject_factor", thresholds.reject_factor}, {"accept_factor", thresholds.accept_factor}}},
+      {"locator", models.locator ? nlohmann::json(models.locator->model_id()) : nlohmann::json(nullptr)},
+      {"thresholds",
+       {{"reject_factor", thresholds.reject_factor},
+        {"accept_factor", thresholds.accept_factor},
+        {"region_delta", thresholds.region_delta},
+        {"locator_confidence", thresholds.locator_confidence},
+        {"small_region_fraction", thresholds.small_region_fraction}}},
       {"questions", results},
+      {"notes", notes},
       {"timings_ms",
-       {{"decode", decode_ms}, {"load", load_ms}, {"prepare", prepare_ms}, {"scoring", scoring_ms}, {"priors", priors_ms}}},
+       {{"decode", decode_ms},
+        {"load", load_ms},
+        {"prepare", prepare_ms},
+        {"scoring", scoring_ms},
+        {"priors", priors_ms},
+        {"locate", locate_ms},
+        {"region", region_ms}}},
   };
   fmt::print("{}\n", document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return 0;

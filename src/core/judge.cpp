@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "core/reasoning.hpp"
+#include "core/region_removal.hpp"
 
 namespace imgjudge {
 namespace {
@@ -127,7 +128,7 @@ void Judge::Impl::prepare_rules() {
       }
     } else {
       // Without chains the whole (objective) rule is one question, as in the paper's ablation.
-      prepared.items.push_back(Item{{make_statement(rule.objective_text)}, {}});
+      prepared.items.push_back(Item{{make_statement(rule.objective_text)}, {}, {}});
     }
     rules.push_back(std::move(prepared));
   }
@@ -368,7 +369,7 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
     auto stage_start = Clock::now();
     const std::shared_ptr<const ImageContext> image_context = models.vlm->prepare(image, context);
     verdict.timings.prepare_ms = elapsed_ms(stage_start);
-    Call call{image, image_context.get(), context, verdict, {}};
+    Call call{image, image_context.get(), context, verdict, {}, {}};
 
     // 3. Chain items in rounds: item k of every live rule in one batched call.
     //    Without early exit every item is asked anyway, so one call asks them
@@ -527,25 +528,18 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
     const auto found = models.locator->locate(*call.locator_image, *locator_queries, item.object_queries,
                                               t.locator_confidence, call.context);
     call.verdict.timings.locate_ms += elapsed_ms(stage_start);
-    // The most confident box of any of the item's object words.
-    std::optional<Detection> best;
-    std::string best_phrase;
-    for (std::size_t k = 0; k < found.size() && k < item.object_queries.size(); ++k) {
-      for (const Detection& detection : found[k]) {
-        if (detection.confidence > t.locator_confidence && detection.box.area() > 0 &&
-            (!best || detection.confidence > best->confidence)) {
-          best = detection;
-          best_phrase = locator_phrases[item.object_queries[k]];
-        }
-      }
+    if (found.size() != item.object_queries.size()) {
+      throw Error(ErrorCode::Backend, fmt::format("{} returned {} detection lists for {} phrases",
+                                                  models.locator->model_id(), found.size(), item.object_queries.size()));
     }
-    if (best) {
-      const double image_area = double(call.image.width) * call.image.height;
+    if (const auto chosen = core::choose_region(found, call.image, t)) {
       const std::vector<Question> question{{statement.statement, prompt}};
-      RegionEvidence evidence{best_phrase, best->box, best->confidence, best->box.area() / image_area, false, 0};
-      if (evidence.area_fraction < t.small_region_fraction) {
+      RegionEvidence evidence{locator_phrases[item.object_queries[chosen->query]], chosen->detection.box,
+                              chosen->detection.confidence, chosen->area_fraction, false, 0};
+      const Box& box = chosen->detection.box;
+      if (chosen->crop) {
         // A tiny object: judge its crop instead of the whole image (the paper's 1% rule).
-        const Image crop = crop_region(call.image, best->box);
+        const Image crop = crop_region(call.image, box);
         crop_context = models.vlm->prepare(crop, call.context);
         const double crop_score = models.vlm->score(crop_context.get(), question, options.answers, call.context).at(0);
         call.verdict.questions_scored += 1;
@@ -562,7 +556,7 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
           return;
         }
       } else {
-        const Image erased = erase_region(call.image, best->box);
+        const Image erased = erase_region(call.image, box);
         const auto erased_context = models.vlm->prepare(erased, call.context);
         const double region_score = models.vlm->score(erased_context.get(), question, options.answers, call.context).at(0);
         call.verdict.questions_scored += 1;
