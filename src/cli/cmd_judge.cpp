@@ -32,10 +32,16 @@ exit status: 0 all images safe, 1 at least one unsafe, 2 usage or setup error,
 )";
 
 void print_human(const std::string& file, const Verdict& v) {
-  std::size_t judged = 0;
-  for (const auto& rule : v.rules) judged += rule.judged;
-  fmt::print("{}: {}  ({} of {} rules judged, {} questions, {} reasoning calls, {:.0f} ms)\n", file,
-             v.unsafe() ? "UNSAFE" : "safe", judged, v.rules.size(), v.questions_scored, v.reasoning_calls,
+  std::size_t judged = 0, regions = 0;
+  for (const auto& rule : v.rules) {
+    judged += rule.judged;
+    for (const auto& item : rule.items) {
+      for (const auto& s : item.statements) regions += s.region.has_value();
+    }
+  }
+  const std::string located = regions == 0 ? "" : fmt::format(", {} regions removed or cropped", regions);
+  fmt::print("{}: {}  ({} of {} rules judged, {} questions{}, {} reasoning calls, {:.0f} ms)\n", file,
+             v.unsafe() ? "UNSAFE" : "safe", judged, v.rules.size(), v.questions_scored, located, v.reasoning_calls,
              v.timings.total_ms);
   for (const auto& rule : v.rules) {
     if (!rule.violated) continue;
@@ -43,7 +49,12 @@ void print_human(const std::string& file, const Verdict& v) {
     for (const auto& item : rule.items) {
       if (item.deciding_statement < 0) continue;
       const auto& s = item.statements[item.deciding_statement];
-      fmt::print("    - {} (M={:.3f}, m0={:.3f}, by {}){}{}\n", s.statement, s.score, s.prior,
+      const std::string region =
+          s.region ? fmt::format(", {} '{}' at [{:.0f} {:.0f} {:.0f} {:.0f}]: M={:.3f}", s.region->cropped ? "crop of" : "without",
+                                 s.region->phrase, s.region->box.x0, s.region->box.y0, s.region->box.x1,
+                                 s.region->box.y1, s.region->score)
+                   : "";
+      fmt::print("    - {} (M={:.3f}, m0={:.3f}{}, by {}){}{}\n", s.statement, s.score, s.prior, region,
                  stage_name(s.decided_by), s.rationale.empty() ? "" : ": ", s.rationale);
     }
   }
