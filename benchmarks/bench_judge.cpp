@@ -21,12 +21,14 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "devtools/locator_probe.hpp"
 #include "devtools/vlm_probe.hpp"
 #include "image/resize.hpp"
 #include "imgjudge/imgjudge.hpp"
 #include "models/families.hpp"
 #include "devtools/random_models.hpp"
 #include "runtime/device.hpp"
+#include "runtime/tensor_cache.hpp"
 #include "devtools/gemm_probe.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/files.hpp"
@@ -40,6 +42,7 @@ namespace {
 const char* kHelp = R"(usage: imgjudge_bench [--quick] [--full-depth] [--family F | --model DIR]
                       [--dtype auto|bfloat16|float32|int8] [--threads N] [--sizes 448,896]
                       [--images N] [--naive-questions N] [--out FILE]
+                      [--locator owlv2|owlvit | --locator-model DIR]
 
 Without --model, a random-weight folder of a published checkpoint's widths is
 generated once in build/bench-models/, for --family (benchmarks/models/*.json):
@@ -54,6 +57,13 @@ then also gives its score difference from float32 on the same images.
 --naive-questions N: time the naive loop on N of the 42 questions (spread over
 the rules) and extrapolate to all 42; every naive question costs the same (one
 image encode + one full prefill + one m0 prefill). Default: all.
+--locator F: also time the strategy-2 locator, a random-weight folder of
+owlv2 (owlv2-base-patch16-ensemble: 960 px, 3600 patches) or owlvit
+(owlvit-base-patch32: 768 px, 576 patches) at every published width, reduced
+to 4 vision and 4 text layers unless --full-depth; --locator-model DIR: a real
+folder. Reported per image: the image processor, the encode (processor + ViT,
+once per image that has an uncertain item with objects), embedding the
+phrases (once per Judge) and locating them all (per item).
 --quick: 448x448 only, 1 image, 8 naive questions (about 1 minute on 2 cores,
 plus about 15 s to generate the reduced model the first time).
 )";
@@ -134,13 +144,21 @@ json reduced(json config) {
   return config;
 }
 
+// The locator checkpoint benchmarked for --locator (benchmarks/models/<name>.json).
+std::string locator_checkpoint_of(const std::string& family) {
+  if (family == "owlv2") return "owlv2-base";
+  if (family == "owlvit") return "owlvit-base";
+  throw Error(ErrorCode::InvalidArgument, fmt::format("--locator {}: no benchmark checkpoint (owlv2, owlvit)", family));
+}
+
 // A bfloat16 checkpoint, as published models are; other dtypes convert it at load.
-std::string ensure_random_model(const std::string& family, bool full_depth) {
-  const std::string name = checkpoint_of(family) + (full_depth ? "" : "-reduced");
+// `checkpoint`: benchmarks/models/<checkpoint>.json; `tokenizer`: under tests/data/tokenizers.
+std::string ensure_random_model(const std::string& checkpoint, const std::string& tokenizer, bool full_depth) {
+  const std::string name = checkpoint + (full_depth ? "" : "-reduced");
   const std::string dir = std::string("build/bench-models/") + name + "-bfloat16";
   if (util::file_exists(util::join_path(dir, "model.safetensors"))) return dir;
   fmt::print(stderr, "bench: generating random-weight {} in {} (once)\n", name, dir);
-  const std::string source = std::string(IMGJUDGE_SOURCE_DIR "/benchmarks/models/") + checkpoint_of(family) + ".json";
+  const std::string source = std::string(IMGJUDGE_SOURCE_DIR "/benchmarks/models/") + checkpoint + ".json";
   json config = json::parse(util::read_file_text(source));
   if (!full_depth) config = reduced(config);
   std::filesystem::create_directories("build/bench-models");
@@ -148,7 +166,7 @@ std::string ensure_random_model(const std::string& family, bool full_depth) {
   std::ofstream(config_path) << config.dump(2);
   devtools::RandomModelRequest request;
   request.config_path = config_path;
-  request.tokenizer_dir = IMGJUDGE_SOURCE_DIR "/tests/data/tokenizers/qwen2";
+  request.tokenizer_dir = std::string(IMGJUDGE_SOURCE_DIR "/tests/data/tokenizers/") + tokenizer;
   request.out_dir = dir;
   request.seed = 1;
   request.dtype = "bf16";
@@ -156,12 +174,18 @@ std::string ensure_random_model(const std::string& family, bool full_depth) {
   return dir;
 }
 
+json tensor_cache_json() {
+  const runtime::TensorCacheStats s = runtime::tensor_cache_stats();
+  return {{"installed", s.installed}, {"limit_bytes", s.limit_bytes}, {"idle_bytes", s.idle_bytes},
+          {"idle_blocks", s.idle_blocks}, {"reused", s.reused}, {"allocated", s.allocated}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
   std::vector<std::string> args(argv + 1, argv + argc);
   bool quick = false, full_depth = false;
-  std::string model_dir, dtype = "auto", out_path, family = "qwen2_vl";
+  std::string model_dir, dtype = "auto", out_path, family = "qwen2_vl", locator_family, locator_dir;
   int threads = 0, images_per_size = 2, naive_questions = 0;
   std::vector<int> sizes = {448, 896};
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -173,6 +197,8 @@ int main(int argc, char** argv) try {
     else if (args[i] == "--full-depth") full_depth = true;
     else if (args[i] == "--model") model_dir = value();
     else if (args[i] == "--family") family = value();
+    else if (args[i] == "--locator") locator_family = value();
+    else if (args[i] == "--locator-model") locator_dir = value();
     else if (args[i] == "--dtype") dtype = value();
     else if (args[i] == "--threads") threads = std::stoi(value());
     else if (args[i] == "--images") images_per_size = std::stoi(value());
@@ -204,7 +230,10 @@ int main(int argc, char** argv) try {
   const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", dtype, threads});
   dtype = target.linear_format == runtime::LinearFormat::Int8 ? "int8" : runtime::dtype_label(target.dtype);
   threads = devtools::set_threads(threads);
-  if (model_dir.empty()) model_dir = ensure_random_model(family, full_depth);
+  if (model_dir.empty()) model_dir = ensure_random_model(checkpoint_of(family), "qwen2", full_depth);
+  if (locator_dir.empty() && !locator_family.empty()) {
+    locator_dir = ensure_random_model(locator_checkpoint_of(locator_family), "clip", full_depth);
+  }
   family = models::read_model_type(model_dir);
 
   ModelConfig config;
@@ -362,6 +391,46 @@ int main(int argc, char** argv) try {
         {"floor_seconds_per_image", floor_seconds},
         {"fraction_of_floor", floor_seconds / judge_seconds}};
   }
+  // The strategy-2 locator, at the first size's photo (its processor makes
+  // its own size from it), with the object phrases of the default constitution.
+  json locator_report = nullptr;
+  if (!locator_dir.empty()) {
+    std::vector<std::string> phrases;
+    for (const auto& rule : Constitution::builtin_default().rules) {
+      for (const auto& item : rule.chain) {
+        for (const auto& object : item.objects) {
+          if (std::find(phrases.begin(), phrases.end(), object) == phrases.end()) phrases.push_back(object);
+        }
+      }
+    }
+    const Image photo = load_image_file(IMGJUDGE_SOURCE_DIR "/examples/images/rocket.jpg");
+    const auto locator = devtools::probe_locator(locator_dir, dtype, photo, phrases);
+    const auto gemm_vision = devtools::probe_gemm(locator.encode.tokens + 1, locator.vision_width,
+                                                  locator.vision_intermediate, dtype);
+    auto timing = [](const devtools::ComponentTiming& c) { return json{{"seconds", c.seconds}, {"count", c.tokens}}; };
+    locator_report = {
+        {"dir", locator_dir},
+        {"family", locator.model_type},
+        {"config", json::parse(util::read_file_text(util::join_path(locator_dir, "config.json")))},
+        {"image", {{"file", "examples/images/rocket.jpg"}, {"width", photo.width}, {"height", photo.height}}},
+        {"image_size", locator.image_size},
+        {"patches", locator.encode.tokens},
+        {"load_seconds", locator.load_seconds},
+        {"preprocess_seconds", locator.preprocess.seconds},
+        {"encode", {{"seconds", locator.encode.seconds}, {"vit_gflop", locator.encode.flops / 1e9},
+                    {"achieved_gflops", locator.encode.gflops()}, {"gemm_gflops_same_shape", gemm_vision.gflops},
+                    {"gemm_shape", {gemm_vision.m, gemm_vision.k, gemm_vision.n}},
+                    {"efficiency", locator.encode.gflops() / gemm_vision.gflops}}},
+        {"embed_phrases", timing(locator.embed_phrases)},
+        {"locate_all_phrases", timing(locator.locate)},
+        // What strategy 2 adds to an image that needs it, next to the Judge's
+        // own time for the image (plus one VLM score per item it touches).
+        {"encode_over_judge_seconds_per_image", locator.encode.seconds / judge_seconds}};
+    fmt::print(stderr, "bench: locator {}: encode {:.2f} s/image ({} patches, {:.0f} GFLOP/s), {} phrases embedded in "
+               "{:.3f} s, located in {:.4f} s\n", locator.model_type, locator.encode.seconds, locator.encode.tokens,
+               locator.encode.gflops(), phrases.size(), locator.embed_phrases.seconds, locator.locate.seconds);
+  }
+
   json report = {
       {"benchmark", "imgjudge.bench_judge/2"},
       {"machine", {{"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()},
@@ -385,6 +454,8 @@ int main(int argc, char** argv) try {
       {"rss_before_load_bytes", rss_before_load},
       {"load_peak_rss_bytes", load_peak_rss},
       {"int8_vs_float32", int8_vs_float32},
+      {"locator", locator_report},
+      {"tensor_cache", tensor_cache_json()},
   };
   report.update(component_report);
   // The Judge's shared-prefix, packed scoring must give the naive loop's

@@ -17,7 +17,6 @@
 #include "util/files.hpp"
 
 namespace imgjudge::devtools {
-namespace {
 
 double median_seconds(int repetitions, const std::function<void()>& run) {
   run();  // warm-up (oneDNN primitives, allocations)
@@ -30,6 +29,9 @@ double median_seconds(int repetitions, const std::function<void()>& run) {
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
+
+namespace {
+
 
 // FLOPs of `tokens` new tokens through the decoder, each attending to
 // `context` earlier positions plus (causally) the new ones before it. The last

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ struct VlmComponents {
   ComponentTiming scoring;  ///< every question in one score() call, the question head already cached
   ComponentTiming decode;   ///< one greedy step (batch 1) over the prefix
 };
+
+/// Median wall-clock seconds of `repetitions` runs of `run`, after one
+/// unmeasured warm-up run (oneDNN primitives, allocations).
+double median_seconds(int repetitions, const std::function<void()>& run);
 
 /// Loads `model_dir` in `dtype` and times each component on `image` with
 /// `questions` (repetitions: median of that many runs after a warm-up).
