@@ -1,4 +1,5 @@
 #include "runtime/device.hpp"
+#include "runtime/tensor_cache.hpp"
 
 #include <thread>
 
@@ -59,6 +60,7 @@ at::Device parse_device(const std::string& text) {
 }  // namespace
 
 ExecutionTarget resolve_device(const DeviceOptions& options) {
+  install_tensor_cache();  // every model load comes here first
   ExecutionTarget target;
   target.device = parse_device(options.device);
   target.dtype = parse_dtype(options.dtype, target.device);
