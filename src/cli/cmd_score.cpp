@@ -21,6 +21,7 @@
 #include "imgjudge/error.hpp"
 #include "imgjudge/image.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::cli {
 namespace {
@@ -96,8 +97,8 @@ std::vector<Statement> read_statements(const std::string& path) {
     const auto where = fmt::format("{}:{}", path, line_number);
     Statement statement{line, {}};
     if (line[0] == '{') {
-      const auto object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (object.is_discarded() || !object.is_object()) {
+      const auto object = util::parse_json(line, where, ErrorCode::InvalidArgument);
+      if (!object.is_object()) {
         throw Error(ErrorCode::InvalidArgument, fmt::format("{}: not a valid JSON object", where));
       }
       const auto it = object.find("statement");

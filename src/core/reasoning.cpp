@@ -1,4 +1,5 @@
 #include "core/reasoning.hpp"
+#include "util/json.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -91,9 +92,8 @@ std::optional<ReasoningAnswer> parse_reasoning_answer(const std::string& text) {
       else if (c == '}' && --depth == 0) {
         const std::string candidate = text.substr(start, end - start + 1);
         for (const auto& attempt : {candidate, repair(candidate)}) {
-          auto parsed = nlohmann::json::parse(attempt, nullptr, /*allow_exceptions=*/false);
-          if (!parsed.is_discarded()) {
-            if (auto answer = from_json_object(parsed)) return answer;
+          if (const auto parsed = util::try_parse_json(attempt)) {
+            if (auto answer = from_json_object(*parsed)) return answer;
           }
         }
         break;

@@ -9,6 +9,7 @@
 
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::eval {
 namespace {
@@ -166,12 +167,8 @@ void parse_json_lines(LabelSet& set, const std::vector<std::string>& lines, cons
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const int line = static_cast<int>(i) + 1;
     if (trim(lines[i]).empty()) continue;
-    nlohmann::json object;
-    try {
-      object = nlohmann::json::parse(lines[i]);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(set.source, line, fmt::format("not valid JSON: {}", e.what()));
-    }
+    const nlohmann::json object =
+        util::parse_json(lines[i], fmt::format("{}:{}", set.source, line), ErrorCode::InvalidArgument);
     if (!object.is_object()) fail(set.source, line, "expected a JSON object {\"image\": ..., \"label\": ...}");
     LabelledImage entry;
     entry.line = line;

@@ -1,4 +1,5 @@
 #include "eval/results.hpp"
+#include "util/json.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -68,7 +69,7 @@ const RuleRecord* ImageRecord::find_rule(const std::string& id) const {
 ImageRecord parse_record(const std::string& line, const std::string& where) {
   ImageRecord record;
   try {
-    const json object = json::parse(line);
+    const json object = util::parse_json(line, "", ErrorCode::InvalidArgument);  // `where` is added below
     record.image = object.at("image").get<std::string>();
     record.ablation = object.at("ablation").get<std::string>();
     if (const auto error = object.find("error"); error != object.end()) {
@@ -81,7 +82,7 @@ ImageRecord parse_record(const std::string& line, const std::string& where) {
   } catch (const json::exception& e) {
     throw Error(ErrorCode::InvalidArgument, fmt::format("{}: not an evaluation results line: {}", where, e.what()));
   } catch (const Error& e) {
-    throw Error(ErrorCode::InvalidArgument, fmt::format("{}: {}", where, e.what()));
+    throw Error(ErrorCode::InvalidArgument, fmt::format("{}: not an evaluation results line: {}", where, e.what()));
   }
   return record;
 }

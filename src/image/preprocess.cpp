@@ -8,6 +8,7 @@
 
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::image {
 namespace {
@@ -88,12 +89,7 @@ std::string processor_type(const Json& root) {
 }  // namespace
 
 ImageProcessorConfig ImageProcessorConfig::from_json(const std::string& json_text, const std::string& source) {
-  Json root;
-  try {
-    root = Json::parse(json_text);
-  } catch (const Json::exception& e) {
-    throw Error(ErrorCode::InvalidModel, fmt::format("{}: invalid JSON: {}", source, e.what()));
-  }
+  const Json root = util::parse_json(json_text, source, ErrorCode::InvalidModel);
   if (!root.is_object()) throw Error(ErrorCode::InvalidModel, fmt::format("{}: expected a JSON object", source));
 
   ImageProcessorConfig config;

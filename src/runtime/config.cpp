@@ -6,17 +6,12 @@
 
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::runtime {
 
 HfConfig HfConfig::load(const std::string& path) {
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(util::read_file_text(path, 16u << 20));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::InvalidModel, fmt::format("{}: invalid JSON: {}", path, e.what()));
-  }
-  return HfConfig(std::move(json), path);
+  return HfConfig(util::parse_json(util::read_file_text(path, 16u << 20), path, ErrorCode::InvalidModel), path);
 }
 
 HfConfig::HfConfig(nlohmann::json json, std::string file, std::string key_prefix)

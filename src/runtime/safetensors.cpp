@@ -28,6 +28,7 @@
 
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::runtime {
 namespace {
@@ -154,12 +155,12 @@ void SafetensorsFile::parse(const std::uint8_t* base, std::size_t size) {
                             header_len, size - 8));
   }
   const auto* header_begin = reinterpret_cast<const char*>(base + 8);
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(header_begin, header_begin + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    fail(where, fmt::format("header is not valid JSON: {}", e.what()));
-  }
+  // About 8 values per tensor entry: 1M values is > 100k tensors (a 70B
+  // checkpoint has < 2000) and bounds the header's DOM to ~100 MB.
+  util::JsonLimits limits;
+  limits.max_values = 1u << 20;
+  const nlohmann::json header =
+      util::parse_json(std::string_view(header_begin, header_len), where + ": header", ErrorCode::InvalidModel, limits);
   if (!header.is_object()) fail(where, "header is not a JSON object");
 
   const std::uint8_t* data_area = base + 8 + header_len;
@@ -278,12 +279,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_folder(const std::string& dir)
   if (!util::file_exists(index_path)) {
     fail(dir, "no model.safetensors or model.safetensors.index.json");
   }
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(util::read_file_text(index_path, 64u << 20));
-  } catch (const nlohmann::json::exception& e) {
-    fail(index_path, fmt::format("invalid JSON: {}", e.what()));
-  }
+  const nlohmann::json index =
+      util::parse_json(util::read_file_text(index_path, 64u << 20), index_path, ErrorCode::InvalidModel);
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
     fail(index_path, "no \"weight_map\" object");
   }

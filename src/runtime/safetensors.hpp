@@ -18,6 +18,9 @@ namespace imgjudge::runtime {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
 const char* dtype_name(DType dtype) noexcept;      ///< safetensors spelling: "F32", "BF16", ...
+inline bool is_floating(DType dtype) noexcept {
+  return dtype == DType::F64 || dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
+}
 std::size_t dtype_size(DType dtype) noexcept;      ///< bytes per element
 
 /// Largest JSON header accepted (the format's own reference reader uses 100 MB).

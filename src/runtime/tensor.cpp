@@ -1,5 +1,8 @@
 #include "runtime/tensor.hpp"
 
+#include <ATen/EmptyTensor.h>
+#include <c10/core/CPUAllocator.h>
+
 #include <cstring>
 
 #include <ATen/ATen.h>
@@ -56,11 +59,21 @@ at::Tensor view_tensor(const TensorView& view) {
 }
 
 at::Tensor load_tensor(const TensorView& view, at::ScalarType dtype, const at::Device& device) {
-  at::Tensor tensor = view_tensor(view);
-  const bool floating = at::isFloatingType(tensor.scalar_type());
-  const at::ScalarType target = floating ? dtype : tensor.scalar_type();
-  if (target == tensor.scalar_type() && device.is_cpu()) return tensor;
-  return tensor.to(device, target, /*non_blocking=*/false, /*copy=*/true);
+  const at::Tensor mapped = view_tensor(view);
+  const bool floating = at::isFloatingType(mapped.scalar_type());
+  const at::ScalarType target = floating ? dtype : mapped.scalar_type();
+  if (!device.is_cpu()) return mapped.to(device, target, /*non_blocking=*/false, /*copy=*/true);
+  // Always a copy in process memory, never the mapping itself: a model file
+  // replaced or truncated under a running judge would otherwise kill the
+  // process with SIGBUS at the next touch, and the first image would pay the
+  // page-in of every weight (here it is paid at load). Allocated exactly, by
+  // libtorch's own allocator: weights live as long as the model, so the
+  // size classes of the tensor cache (runtime/tensor_cache.hpp) would only
+  // waste memory on them.
+  at::Tensor owned = at::detail::empty_generic(mapped.sizes(), c10::GetDefaultCPUAllocator(),
+                                               c10::DispatchKeySet(c10::DispatchKey::CPU), target, c10::nullopt);
+  owned.copy_(mapped);
+  return owned;
 }
 
 std::map<std::string, at::Tensor> read_safetensors(const std::string& path) {

@@ -19,8 +19,8 @@ DType to_dtype(at::ScalarType type);
 /// in-place op on the result crashes. Copy (or convert) before mutating.
 at::Tensor view_tensor(const TensorView& view);
 
-/// `view` as `dtype` on `device`. Zero-copy when nothing changes; otherwise a
-/// fresh, writable tensor. Non-floating tensors keep their type.
+/// `view` as `dtype` on `device`: always a fresh, writable tensor that does
+/// not depend on the file (see tensor.cpp). Non-floating tensors keep their type.
 at::Tensor load_tensor(const TensorView& view, at::ScalarType dtype, const at::Device& device);
 
 /// Every tensor of a .safetensors file as zero-copy CPU views (fixtures, tests).

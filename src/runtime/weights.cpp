@@ -66,6 +66,11 @@ std::optional<at::Tensor> WeightStore::optional(const std::string& name, at::Int
   }
   const TensorView* view = shared_->checkpoint.find(full);
   if (view == nullptr) return std::nullopt;
+  if (!is_floating(view->dtype)) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: tensor '{}' is stored as {}; a parameter must be F32, F16, BF16 or F64",
+                            shared_->checkpoint.folder(), full, dtype_name(view->dtype)));
+  }
   if (at::IntArrayRef(view->shape) != expected_shape) {
     throw Error(ErrorCode::InvalidModel,
                 fmt::format("{}: tensor '{}': expected shape {}, found {}", shared_->checkpoint.folder(), full,

@@ -10,6 +10,7 @@
 
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::tokenizer {
 namespace {
@@ -279,12 +280,7 @@ std::pair<std::string, std::string> folder_template(const std::string& dir) {
   for (const char* name : {"chat_template.json", "tokenizer_config.json"}) {
     const std::string path = util::join_path(dir, name);
     if (!util::file_exists(path)) continue;
-    nlohmann::json json;
-    try {
-      json = nlohmann::json::parse(util::read_file_text(path, 16u << 20));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(ErrorCode::InvalidModel, fmt::format("{}: invalid JSON: {}", path, e.what()));
-    }
+    const nlohmann::json json = util::parse_json(util::read_file_text(path, 16u << 20), path, ErrorCode::InvalidModel);
     if (!json.is_object() || !json.contains("chat_template") || json["chat_template"].is_null()) continue;
     const auto& value = json["chat_template"];
     if (value.is_string()) return {value.get<std::string>(), path};

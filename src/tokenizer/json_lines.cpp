@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "imgjudge/error.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::tokenizer {
 namespace {
@@ -50,12 +51,8 @@ JsonLinesResult tokenize_json_lines(const Tokenizer& tokenizer, std::istream& in
     ++result.lines;
     try {
       if (too_long) throw Error(ErrorCode::LimitExceeded, fmt::format("longer than {} bytes", max_line_bytes));
-      json request;
-      try {
-        request = json::parse(line);
-      } catch (const json::parse_error& e) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("invalid JSON: {}", e.what()));
-      }
+      // The caller prefixes "line N: " to the message.
+      const json request = util::parse_json(line, "", ErrorCode::InvalidArgument);
       if (!request.is_object() || !request.contains("text") || !request["text"].is_string()) {
         throw Error(ErrorCode::InvalidArgument, "expected an object with a string \"text\"");
       }

@@ -11,6 +11,7 @@
 #include "tokenizer/tokenizer.hpp"
 #include "tokenizer/unicode_text.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::tokenizer {
 namespace {
@@ -32,18 +33,7 @@ constexpr std::size_t kClipMergeLimit = 49152 - 256 - 2;
 
 json parse_json_file(const std::string& path) {
   if (!util::file_exists(path)) throw Error(ErrorCode::InvalidModel, fmt::format("{}: file not found", path));
-  const std::string text = util::read_file_text(path, kMaxTokenizerFileBytes);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    // Turn the byte offset into a line and column a person can look up.
-    const std::size_t offset = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
-    const std::size_t line = 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
-    const std::size_t line_start = text.rfind('\n', offset == 0 ? 0 : offset - 1);
-    const std::size_t column = offset - (line_start == std::string::npos ? 0 : line_start + 1) + 1;
-    throw Error(ErrorCode::InvalidModel,
-                fmt::format("{}: invalid JSON at line {}, column {}: {}", path, line, column, e.what()));
-  }
+  return util::parse_json(util::read_file_text(path, kMaxTokenizerFileBytes), path, ErrorCode::InvalidModel);
 }
 
 [[noreturn]] void bad_field(const std::string& origin, const std::string& field, const std::string& problem) {

@@ -1,4 +1,5 @@
 #include "tools/model_text.hpp"
+#include "util/json.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -77,14 +78,14 @@ JsonScan scan_json(const std::string& full_text) {
     if (depth > kMaxJsonDepth) continue;
     const std::string candidate = text.substr(i, close - i + 1);
     work += 2 * candidate.size();
-    auto parsed = nlohmann::json::parse(candidate, nullptr, /*allow_exceptions=*/false);
+    std::optional<nlohmann::json> parsed = util::try_parse_json(candidate);
     bool repaired = false;
-    if (parsed.is_discarded()) {
-      parsed = nlohmann::json::parse(repair(candidate), nullptr, false);
+    if (!parsed) {
+      parsed = util::try_parse_json(repair(candidate));
       repaired = true;
     }
-    if (parsed.is_discarded()) continue;  // not JSON as a whole: look inside it
-    scan.values.push_back({std::move(parsed), i, close + 1, repaired});
+    if (!parsed) continue;  // not JSON as a whole: look inside it
+    scan.values.push_back({std::move(*parsed), i, close + 1, repaired});
     i = close;
   }
   return scan;

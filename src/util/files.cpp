@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -12,30 +14,65 @@
 
 namespace imgjudge::util {
 
-std::vector<std::uint8_t> read_file_bytes(const std::string& path, std::size_t max_bytes) {
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
+FileDescriptor::~FileDescriptor() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+FileDescriptor open_regular_file(const std::string& path, std::uint64_t* size) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+  // forever, before fstat could tell what it is.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) throw Error(ErrorCode::Io, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  FileDescriptor file(fd);
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    throw Error(ErrorCode::Io, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  if (::fstat(fd, &info) != 0) throw Error(ErrorCode::Io, fmt::format("{}: cannot stat: {}", path, std::strerror(errno)));
+  if (!S_ISREG(info.st_mode)) {
+    throw Error(ErrorCode::Io, fmt::format("{}: is {}, not a regular file", path, file_kind(info.st_mode)));
   }
-  if (S_ISDIR(info.st_mode)) throw Error(ErrorCode::Io, fmt::format("{}: is a directory", path));
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) {
-    throw Error(ErrorCode::Io, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  // Back to blocking reads (regular files never block, but be explicit).
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (size != nullptr) *size = static_cast<std::uint64_t>(info.st_size);
+  return file;
+}
+
+void require_regular_file(const std::string& path) { open_regular_file(path); }
+
+std::vector<std::uint8_t> read_file_bytes(const std::string& path, std::size_t max_bytes) {
+  std::uint64_t size = 0;
+  const FileDescriptor file = open_regular_file(path, &size);
+  if (size > max_bytes) {
+    throw Error(ErrorCode::LimitExceeded, fmt::format("{}: file is larger than the limit of {} bytes", path, max_bytes));
   }
   std::vector<std::uint8_t> bytes;
-  // Read in chunks rather than trusting st_size: pipes and growing files lie.
+  bytes.reserve(static_cast<std::size_t>(size));
+  // Read until end of file rather than trusting st_size: a file may grow or shrink.
   std::uint8_t chunk[1 << 16];
   while (true) {
-    std::size_t got = std::fread(chunk, 1, sizeof chunk, file.get());
+    const ssize_t got = ::read(file.get(), chunk, sizeof chunk);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw Error(ErrorCode::Io, fmt::format("{}: read error: {}", path, std::strerror(errno)));
+    }
     if (got == 0) break;
-    if (bytes.size() + got > max_bytes) {
+    if (bytes.size() + static_cast<std::size_t>(got) > max_bytes) {
       throw Error(ErrorCode::LimitExceeded,
                   fmt::format("{}: file is larger than the limit of {} bytes", path, max_bytes));
     }
     bytes.insert(bytes.end(), chunk, chunk + got);
-  }
-  if (std::ferror(file.get())) {
-    throw Error(ErrorCode::Io, fmt::format("{}: read error", path));
   }
   return bytes;
 }

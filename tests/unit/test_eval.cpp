@@ -526,7 +526,7 @@ TEST_CASE("eval: malformed labels name the file and line", "[unit][eval]") {
   CHECK_THAT(csv_error("image,label,rules\na.png,unsafe,gore;gore\n"), Contains("l.csv:2: image 'a.png' lists a rule twice"));
   CHECK_THAT(csv_error("image,label\n"), Contains("l.csv: no labelled images"));
 
-  CHECK_THAT(jsonl_error("{\"image\": \"a.png\", \"label\": \"safe\"}\n{\"image\": \"b.png\", \n"), Contains("l.jsonl:2: not valid JSON"));
+  CHECK_THAT(jsonl_error("{\"image\": \"a.png\", \"label\": \"safe\"}\n{\"image\": \"b.png\", \n"), Contains("l.jsonl:2: invalid JSON: parse error at line 1, column 20"));
   CHECK_THAT(jsonl_error("[1, 2]\n"), Contains("l.jsonl:1: expected a JSON object"));
   CHECK_THAT(jsonl_error("{\"label\": \"safe\"}\n"), Contains("l.jsonl:1: \"image\" must be a string"));
   CHECK_THAT(jsonl_error("{\"image\": \"a.png\", \"label\": true}\n"), Contains("l.jsonl:1: \"label\" must be the string"));

@@ -119,7 +119,7 @@ TEST_CASE("safetensors: truncated header", "[unit][safetensors]") {
 }
 
 TEST_CASE("safetensors: header that is not JSON", "[unit][safetensors]") {
-  require_rejected(raw_file("{\"a\": [1, 2", 0), "not valid JSON");
+  require_rejected(raw_file("{\"a\": [1, 2", 0), "header: invalid JSON");
   require_rejected(raw_file("[1, 2]", 0), "not a JSON object");
 }
 

@@ -12,6 +12,7 @@
 
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::models {
 namespace {
@@ -80,7 +81,7 @@ LlavaImageProcessorConfig LlavaImageProcessorConfig::from_file(const std::string
     throw Error(ErrorCode::InvalidModel, fmt::format("{}: image_processor_type '{}' is not a LLaVA processor", path, type));
   }
   if (config.kind != Kind::Clip) {
-    const auto json = nlohmann::json::parse(text);
+    const auto json = util::parse_json(text, path, ErrorCode::InvalidModel);
     if (!json.contains("image_grid_pinpoints")) {
       throw Error(ErrorCode::InvalidModel, fmt::format("{}: missing image_grid_pinpoints", path));
     }

@@ -11,6 +11,7 @@
 
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::models {
 namespace {
@@ -366,12 +367,7 @@ image::FloatImage owlvit_preprocess(const Image& image, const OwlImageProcessorC
 }  // namespace
 
 OwlImageProcessorConfig OwlImageProcessorConfig::from_json(const std::string& json_text, const std::string& source) {
-  Json root;
-  try {
-    root = Json::parse(json_text);
-  } catch (const Json::exception& e) {
-    throw Error(ErrorCode::InvalidModel, fmt::format("{}: invalid JSON: {}", source, e.what()));
-  }
+  const Json root = util::parse_json(json_text, source, ErrorCode::InvalidModel);
   if (!root.is_object()) throw Error(ErrorCode::InvalidModel, fmt::format("{}: expected a JSON object", source));
   const std::string type = processor_type(root);
   OwlImageProcessorConfig config;
