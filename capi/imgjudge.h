@@ -208,8 +208,9 @@ IMGJUDGE_EXTERN imgjudge_status imgjudge_constitution_hash(const char **out_hash
  * ------------------------------------------------------------------------ */
 
 /** The judge options layout this header describes (2 added the locator,
- *  the strategy-2 switch and the reasoning-token budget). */
-#define IMGJUDGE_JUDGE_OPTIONS_VERSION 2
+ *  the strategy-2 switch and the reasoning-token budget; 3 the image memory
+ *  budget). */
+#define IMGJUDGE_JUDGE_OPTIONS_VERSION 3
 
 /** How to build a judge. Always initialise with IMGJUDGE_JUDGE_OPTIONS_INIT (or
  *  imgjudge_judge_options_init()), then set the fields you need: new fields are
@@ -228,7 +229,7 @@ typedef struct imgjudge_judge_options {
   const char *script_path;         /**< Scripted backend only: its answer script (TOML). */
   const char *device;              /**< "cpu" (default) or "cuda[:N]". */
   const char *dtype;               /**< "auto" (default), "float32", "bfloat16" or "int8" (int8 linear weights, CPU). */
-  int threads;                     /**< Intra-op threads; 0 = all cores. Must be >= 0. */
+  int threads;                     /**< Intra-op threads; 0 = all cores, else 1..1024. */
 
   /* Stages of the method (non-zero = on); all on by default. Switch off for ablations. */
   int relevance;                   /**< Relevance scanning; without a relevance model it is off and the verdicts say so. */
@@ -249,13 +250,19 @@ typedef struct imgjudge_judge_options {
   const char *locator_model_dir;   /**< Hugging Face folder of OWLv2/OWL-ViT for strategy 2, or NULL for none. */
   int locator;                     /**< Strategy 2, region removal (non-zero = on, the default). */
   int reasoning_tokens;            /**< Token budget of each cascaded-reasoning turn; 0 = the default (512). Must be >= 0. */
+
+  /* Since version 3. */
+  uint64_t image_memory_mb;        /**< Memory one image may take in the model (vision activations, its tokens'
+                                        KV cache), estimated from its size before anything is allocated; an image
+                                        over it fails alone with IMGJUDGE_LIMIT_EXCEEDED. 0 = the default: half
+                                        the physical memory, at most 8192 MiB. */
 } imgjudge_judge_options;
 
 /** Initialiser with every default. */
 #define IMGJUDGE_JUDGE_OPTIONS_INIT                                              \
   {                                                                              \
     IMGJUDGE_JUDGE_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 1, 1, \
-        1, 1, 1, 0, 0, 0, 0, NULL, 1, 0                                          \
+        1, 1, 1, 0, 0, 0, 0, NULL, 1, 0, 0                                       \
   }
 
 /** Fills `options` with the defaults of layout `version`, for languages without

@@ -184,9 +184,10 @@ JudgeSetup judge_setup_from(const imgjudge_judge_options* options, const char* f
   models.script_path = string_or(options->script_path, models.script_path);
   models.device = string_or(options->device, models.device);
   models.dtype = string_or(options->dtype, models.dtype);
-  if (options->threads < 0) {
+  if (options->threads < 0 || options->threads > imgjudge::kMaxThreads) {
     throw_invalid_argument(function, "options->threads is " + std::to_string(options->threads) +
-                                         "; use 0 for all cores or a positive count");
+                                         "; use 0 for all cores or a count up to " +
+                                         std::to_string(imgjudge::kMaxThreads));
   }
   models.threads = options->threads;
 
@@ -223,6 +224,13 @@ JudgeSetup judge_setup_from(const imgjudge_judge_options* options, const char* f
                                            "; use 0 for the default or a positive budget");
     }
     if (options->reasoning_tokens > 0) judge.reasoning_limits.max_new_tokens = options->reasoning_tokens;
+  }
+  if (options->version >= 3) {
+    if (options->image_memory_mb > imgjudge::kMaxImageMemoryMb) {
+      throw_invalid_argument(function, "options->image_memory_mb is " + std::to_string(options->image_memory_mb) +
+                                           ", more than " + std::to_string(imgjudge::kMaxImageMemoryMb));
+    }
+    models.image_memory_mb = options->image_memory_mb;
   }
   if (options->max_image_pixels != 0) limits.max_pixels = options->max_image_pixels;
   return setup;
@@ -318,6 +326,13 @@ imgjudge_status imgjudge_constitution_load_string(imgjudge_constitution** out, c
   return guarded(__func__, [&](const char* fn) {
     require(out, fn, "out");
     require(toml, fn, "toml");
+    // Checked before copying: a length past the caller's buffer (SIZE_MAX, a
+    // strlen gone wrong) must not become a huge allocation or a read of it.
+    if (length > imgjudge::kMaxConstitutionBytes) {
+      throw imgjudge::Error(imgjudge::ErrorCode::LimitExceeded,
+                            std::string(fn) + ": length is " + std::to_string(length) + " bytes; a constitution is at most " +
+                                std::to_string(imgjudge::kMaxConstitutionBytes));
+    }
     *out = new imgjudge_constitution{imgjudge::Constitution::from_string(
         std::string(toml, length), string_or(source_name, "<string>"))};
   });
@@ -380,8 +395,9 @@ imgjudge_status imgjudge_judge_options_init(imgjudge_judge_options* options, uns
                   IMGJUDGE_JUDGE_OPTIONS_VERSION);
     // A caller of an older layout has a smaller struct: write only its fields.
     const imgjudge_judge_options defaults IMGJUDGE_JUDGE_OPTIONS_INIT;
-    const std::size_t size =
-        version == 1 ? offsetof(imgjudge_judge_options, locator_model_dir) : sizeof(imgjudge_judge_options);
+    const std::size_t size = version == 1   ? offsetof(imgjudge_judge_options, locator_model_dir)
+                             : version == 2 ? offsetof(imgjudge_judge_options, image_memory_mb)
+                                            : sizeof(imgjudge_judge_options);
     std::memcpy(options, &defaults, size);
     options->version = version;
   });

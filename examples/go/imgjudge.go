@@ -169,6 +169,8 @@ type JudgeOptions struct {
 
 	MaxImageBytes, MaxImagePixels uint64 // 0 = default
 	MaxImageWidth, MaxImageHeight uint32 // 0 = default
+
+	ImageMemoryMB uint64 // memory one image may take in the model; 0 = default (half the RAM, at most 8192)
 }
 
 // Judge judges images against a constitution; safe for concurrent use.
@@ -223,6 +225,7 @@ func NewJudge(constitution *Constitution, options JudgeOptions) (*Judge, error) 
 	c.max_image_width = C.uint32_t(options.MaxImageWidth)
 	c.max_image_height = C.uint32_t(options.MaxImageHeight)
 	c.max_image_pixels = C.uint64_t(options.MaxImagePixels)
+	c.image_memory_mb = C.uint64_t(options.ImageMemoryMB)
 
 	var raw *C.imgjudge_judge
 	if err := call(func() C.imgjudge_status { return C.imgjudge_judge_create(&raw, constitution.raw, &c) }); err != nil {

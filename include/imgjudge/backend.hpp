@@ -194,10 +194,24 @@ struct ModelConfig {
   std::string script_path;            ///< Scripted backend: its answer script (TOML).
   std::string device = "cpu";         ///< "cpu" or "cuda[:N]".
   std::string dtype = "auto";         ///< "auto", "float32", "bfloat16", "int8" (int8 linear weights, CPU).
-  int threads = 0;                    ///< Intra-op threads; 0 = all cores.
+  int threads = 0;                    ///< Intra-op threads; 0 = all cores, at most kMaxThreads.
+  /// Memory one image may take inside the model (vision activations, the
+  /// image tokens' KV cache and activations), estimated from the image's size
+  /// before anything is allocated; an image over it fails alone with
+  /// Error(LimitExceeded). 0 = the default: half the physical memory, at most 8 GiB.
+  std::uint64_t image_memory_mb = 0;
 };
 
-/// Loads the models named by `config` (Error(InvalidArgument) for an unknown backend).
+/// The most intra-op threads a ModelConfig may ask for: a bound well above any
+/// CPU's cores, so a typo (100000) is an error instead of a hang creating threads.
+inline constexpr int kMaxThreads = 1024;
+/// The largest ModelConfig::image_memory_mb (1 PiB: no overflow in bytes).
+inline constexpr std::uint64_t kMaxImageMemoryMb = std::uint64_t{1} << 30;
+
+/// Loads the models named by `config`. Error(InvalidArgument) for an unknown
+/// backend, a device, dtype or thread count that is not valid (whatever the
+/// backend, so a typo is caught before it matters), or a folder the backend
+/// would not use.
 IMGJUDGE_API Models load_models(const ModelConfig& config);
 
 /// Names of the backends compiled into this build, e.g. {"scripted", "torch"}.

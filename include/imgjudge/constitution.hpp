@@ -5,11 +5,15 @@
 
 #include "imgjudge/backend.hpp"
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace imgjudge {
+
+/// The largest constitution text read (file or string), in bytes.
+inline constexpr std::size_t kMaxConstitutionBytes = 4u << 20;
 
 /// Every threshold of the CLUE method. Constitution-wide defaults, optionally
 /// overridden per rule. Defaults are the paper's (docs/constitution-format.md).

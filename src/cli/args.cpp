@@ -57,7 +57,12 @@ bool Args::flag(const std::string& name) const { return flags_.count(name) != 0;
 std::optional<std::string> Args::value(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) return std::nullopt;
-  return it->second.back();
+  if (it->second.size() > 1) {
+    // A second --constitution silently winning would judge by a file the user did not mean.
+    throw Error(ErrorCode::InvalidArgument, fmt::format("option --{} given {} times ('{}', '{}'); it takes one value",
+                                                        name, it->second.size(), it->second[0], it->second[1]));
+  }
+  return it->second.front();
 }
 
 std::string Args::value_or(const std::string& name, const std::string& fallback) const {

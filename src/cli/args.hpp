@@ -17,7 +17,7 @@ class Args {
        const std::vector<std::string>& flags);
 
   bool flag(const std::string& name) const;
-  std::optional<std::string> value(const std::string& name) const;  ///< Last occurrence.
+  std::optional<std::string> value(const std::string& name) const;  ///< Throws if given more than once.
   std::string value_or(const std::string& name, const std::string& fallback) const;
   std::string required(const std::string& name) const;  ///< Throws if absent.
   std::vector<std::string> values(const std::string& name) const;  ///< Every occurrence.

@@ -87,7 +87,7 @@ void print_success(const std::string& path, const Inspection& r, bool as_json) {
       rotated ? fmt::format("orientation {} applied -> {}x{}", info.exif_orientation, r.image.width,
                             r.image.height)
               : std::string("upright");
-  fmt::print("{}: {}, {} bytes, {}x{} stored, {}, {} {}-bit, {}, sha256 {}\n", path,
+  fmt::print("{}: {}, {} bytes, {}x{} stored, {}, {} {}-bit, {}, sha256 {}\n", one_line(path),
              image_format_name(info.format), r.encoded_bytes, info.encoded_width, info.encoded_height,
              orientation, info.color_model, info.bit_depth,
              info.had_alpha ? "alpha composited" : "no alpha", r.image.content_hash());
@@ -99,7 +99,7 @@ void print_failure(const std::string& path, const Error& error, bool as_json) {
                error_code_name(error.code()), json_string(error.what()));
     return;
   }
-  fmt::print("{}: ERROR [{}] {}\n", path, error_code_name(error.code()), error.what());
+  fmt::print("{}: ERROR [{}] {}\n", one_line(path), error_code_name(error.code()), one_line(error.what()));
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ void print_human(const std::string& file, const Verdict& v) {
     }
   }
   const std::string located = regions == 0 ? "" : fmt::format(", {} regions removed or cropped", regions);
-  fmt::print("{}: {}  ({} of {} rules judged, {} questions{}, {} reasoning calls, {:.0f} ms)\n", file,
+  fmt::print("{}: {}  ({} of {} rules judged, {} questions{}, {} reasoning calls, {:.0f} ms)\n", one_line(file),
              v.unsafe() ? "UNSAFE" : "safe", judged, v.rules.size(), v.questions_scored, located, v.reasoning_calls,
              v.timings.total_ms);
   for (const auto& rule : v.rules) {
@@ -54,8 +54,8 @@ void print_human(const std::string& file, const Verdict& v) {
                                  s.region->phrase, s.region->box.x0, s.region->box.y0, s.region->box.x1,
                                  s.region->box.y1, s.region->score)
                    : "";
-      fmt::print("    - {} (M={:.3f}, m0={:.3f}{}, by {}){}{}\n", s.statement, s.score, s.prior, region,
-                 stage_name(s.decided_by), s.rationale.empty() ? "" : ": ", s.rationale);
+      fmt::print("    - {} (M={:.3f}, m0={:.3f}{}, by {}){}{}\n", one_line(s.statement), s.score, s.prior,
+                 one_line(region), stage_name(s.decided_by), s.rationale.empty() ? "" : ": ", one_line(s.rationale));
     }
   }
 }
@@ -107,7 +107,7 @@ int run_judge(const Argv& argv) {
                                           {"error", {{"code", error_code_name(e.code())}, {"message", e.what()}}}}
                                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
-        fmt::print("{}: ERROR [{}] {}\n", file, error_code_name(e.code()), e.what());
+        fmt::print("{}: ERROR [{}] {}\n", one_line(file), error_code_name(e.code()), one_line(e.what()));
       }
     }
     std::fflush(stdout);

@@ -59,6 +59,7 @@ options:
   --device DEV              cpu (default) or cuda[:N]
   --dtype T                 auto (default), float32, bfloat16 or int8
   --threads N               intra-op threads (default: all cores)
+  --image-memory-mb N       memory one image may take in the model (default: half the RAM, at most 8192)
 
 exit status: 0 scored, 2 usage or input error
 )";
@@ -158,7 +159,7 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 int run_score(const Argv& argv) {
   const Args args(argv,
                   {"backend", "model", "locator-model", "script", "image", "questions", "template", "answer-spellings", "device", "dtype",
-                   "threads"},
+                   "threads", "image-memory-mb"},
                   {"help"});
   if (args.flag("help")) {
     fmt::print("{}", kHelp);

@@ -16,6 +16,11 @@ struct Command {
   int (*run)(const Argv& args);
 };
 
+/// `text` for one line of human-readable output: control characters (a
+/// newline in a file name, in an error message quoting it, in a model's
+/// rationale) written as \n, \r, \t or \xNN, so no input can forge lines.
+std::string one_line(const std::string& text);
+
 /// Every subcommand, in the order `imgjudge --help` lists them.
 const std::vector<Command>& commands();
 

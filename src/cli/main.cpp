@@ -1,5 +1,8 @@
 // imgjudge: command-line front end. `imgjudge --help` lists the subcommands.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <system_error>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,11 @@ void print_help() {
     fmt::print("  {:<22} {}\n", command.name, command.summary);
   }
   fmt::print("\n`imgjudge <command> --help` shows a command's options.\n");
+}
+
+void print_output_error(const std::string& command, int error) {
+  std::fprintf(stderr, "imgjudge %s: error [io]: cannot write the output to standard output: %s\n", command.c_str(),
+               std::strerror(error));
 }
 
 }  // namespace
@@ -52,15 +60,31 @@ int main(int argc, char** argv) {
     }
   }
   if (!best) {
-    fmt::print(stderr, "imgjudge: unknown command '{}'; see `imgjudge --help`\n", args[0]);
+    fmt::print(stderr, "imgjudge: unknown command '{}'; see `imgjudge --help`\n", imgjudge::cli::one_line(args[0]));
     return 2;
   }
   try {
-    return best->run(std::vector<std::string>(args.begin() + best_words, args.end()));
+    const int status = best->run(std::vector<std::string>(args.begin() + best_words, args.end()));
+    // Verdicts that never reached their reader (a full disk, a closed stdout)
+    // must not exit 0: the caller would read "no output" as "nothing unsafe".
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      const int error = errno;
+      print_output_error(best->name, error);
+      return 2;
+    }
+    return status;
   } catch (const imgjudge::Error& e) {
     fmt::print(stderr, "imgjudge {}: error [{}]: {}\n", best->name,
-               imgjudge::error_code_name(e.code()), e.what());
+               imgjudge::error_code_name(e.code()), imgjudge::cli::one_line(e.what()));
     return 2;
+  } catch (const std::system_error& e) {
+    // fmt::print throws this when stdout cannot be written (and sets its error flag).
+    if (std::ferror(stdout)) {
+      print_output_error(best->name, e.code().value());
+      return 2;
+    }
+    fmt::print(stderr, "imgjudge {}: internal error: {}\n", best->name, e.what());
+    return 3;
   } catch (const std::exception& e) {
     fmt::print(stderr, "imgjudge {}: internal error: {}\n", best->name, e.what());
     return 3;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <chrono>
+#include <cerrno>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -19,7 +21,8 @@ namespace imgjudge::cli {
 
 /// Value options of the model block.
 inline const std::vector<std::string> kModelOptions = {"backend", "model", "relevance-model", "locator-model",
-                                                       "script",  "device", "dtype",          "threads"};
+                                                       "script",  "device", "dtype",          "threads",
+                                                       "image-memory-mb"};
 /// Value options and flags of the method block.
 inline const std::vector<std::string> kMethodOptions = {"constitution", "timeout-ms", "reasoning-tokens"};
 inline const std::vector<std::string> kMethodFlags = {"no-relevance", "no-debias",     "no-chains",
@@ -34,6 +37,8 @@ inline constexpr const char* kModelOptionsHelp = R"(models:
   --device DEV              cpu (default) or cuda[:N]
   --dtype T                 auto (default), float32, bfloat16 or int8
   --threads N               intra-op threads (default: all cores)
+  --image-memory-mb N       memory one image may take in the model, estimated before encoding; an image
+                            over it fails alone with limit_exceeded (default: half the RAM, at most 8192)
 )";
 
 inline constexpr const char* kMethodOptionsHelp = R"(constitution and method:
@@ -61,6 +66,16 @@ inline ModelConfig model_config_from(const Args& args) {
   config.device = args.value_or("device", config.device);
   config.dtype = args.value_or("dtype", config.dtype);
   config.threads = args.int_value_or("threads", config.threads);
+  if (const auto text = args.value("image-memory-mb")) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long mb = std::strtoull(text->c_str(), &end, 10);
+    if (text->empty() || *end != '\0' || (*text)[0] == '-' || errno == ERANGE || mb == 0) {
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("--image-memory-mb: expected a positive number of MiB, not '{}'", *text));
+    }
+    config.image_memory_mb = mb;
+  }
   return config;
 }
 

@@ -24,7 +24,6 @@
 namespace imgjudge {
 namespace {
 
-constexpr std::size_t kMaxConstitutionBytes = 4u << 20;
 constexpr std::size_t kMaxStatementChars = 2000;
 constexpr std::size_t kMaxTextChars = 20000;
 constexpr std::size_t kMaxRules = 10000;
@@ -396,6 +395,11 @@ Constitution Constitution::from_string(const std::string& toml_text, const std::
   if (toml_text.size() > kMaxConstitutionBytes) {
     reader.fail_at_file(fmt::format("constitution is {} bytes; the limit is {}", toml_text.size(),
                                     kMaxConstitutionBytes));
+  }
+  // TOML text never holds a NUL byte; one here is usually a length that runs
+  // past the end of the caller's string.
+  if (const std::size_t nul = toml_text.find('\0'); nul != std::string::npos) {
+    reader.fail_at_file(fmt::format("a NUL byte at offset {} (TOML text has none; is the length past the end of the text?)", nul));
   }
   const toml::table root = reader.parse(toml_text);
 

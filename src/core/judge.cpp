@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <new>
 #include <set>
 
 #include <fmt/format.h>
@@ -38,6 +39,16 @@ double cosine(const Embedding& a, const Embedding& b) {
   double dot = 0;
   for (std::size_t i = 0; i < a.size(); ++i) dot += double(a[i]) * double(b[i]);
   return dot;
+}
+
+// A score or cosine that is NaN would compare false with every threshold and
+// leave its item uncertain or its rule skipped: an image would pass because
+// the model is broken. It is an error of the call instead.
+double require_finite(double value, const std::string& model_id, const std::string& what) {
+  if (!std::isfinite(value)) {
+    throw Error(ErrorCode::Backend, fmt::format("{} gave a non-finite {} ({})", model_id, what, value));
+  }
+  return value;
 }
 
 // Strategy 1 of the paper: compare M(x,c) with the language prior m0.
@@ -174,7 +185,8 @@ void Judge::Impl::compute_priors() {
   for (auto& rule : rules) {
     for (auto& item : rule.items) {
       for (auto& statement : item.any_of) {
-        statement.prior = priors[index_of_prompt.at(statement.prompt)];
+        statement.prior = require_finite(priors[index_of_prompt.at(statement.prompt)], models.vlm->model_id(),
+                                         fmt::format("prior m0 for \"{}\"", statement.text));
         prior_by_statement[statement.text] = statement.prior;
       }
     }
@@ -268,26 +280,53 @@ double Judge::prior(const std::string& statement) const noexcept {
   return it == impl_->prior_by_statement.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
 }
 
-Verdict Judge::judge(const Image& image, const CallOptions& call) const { return impl_->judge(image, call); }
+namespace {
+
+// Every judging entry point throws imgjudge::Error only: an allocation that
+// fails inside a library of ours (std::bad_alloc from a decoder, a tokenizer
+// or libtorch) is that image's OutOfMemory, so a batch goes on with the next
+// image; anything else foreign is a bug of ours.
+template <typename Body>
+Verdict one_error_type(Body&& body) {
+  try {
+    return body();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory, "out of memory while judging this image");
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::Internal, fmt::format("internal error (please report): {}", e.what()));
+  }
+}
+
+}  // namespace
+
+Verdict Judge::judge(const Image& image, const CallOptions& call) const {
+  return one_error_type([&] { return impl_->judge(image, call); });
+}
 
 Verdict Judge::judge_bytes(const void* bytes, std::size_t size, const CallOptions& call) const {
-  const auto start = Clock::now();
-  Image image = decode_image(bytes, size, impl_->options.decode);
-  const double decode_ms = elapsed_ms(start);
-  Verdict verdict = impl_->judge(image, call);
-  verdict.timings.decode_ms = decode_ms;
-  verdict.timings.total_ms += decode_ms;
-  return verdict;
+  return one_error_type([&] {
+    const auto start = Clock::now();
+    Image image = decode_image(bytes, size, impl_->options.decode);
+    const double decode_ms = elapsed_ms(start);
+    Verdict verdict = impl_->judge(image, call);
+    verdict.timings.decode_ms = decode_ms;
+    verdict.timings.total_ms += decode_ms;
+    return verdict;
+  });
 }
 
 Verdict Judge::judge_file(const std::string& path, const CallOptions& call) const {
-  const auto start = Clock::now();
-  Image image = load_image_file(path, impl_->options.decode);
-  const double decode_ms = elapsed_ms(start);
-  Verdict verdict = impl_->judge(image, call);
-  verdict.timings.decode_ms = decode_ms;
-  verdict.timings.total_ms += decode_ms;
-  return verdict;
+  return one_error_type([&] {
+    const auto start = Clock::now();
+    Image image = load_image_file(path, impl_->options.decode);
+    const double decode_ms = elapsed_ms(start);
+    Verdict verdict = impl_->judge(image, call);
+    verdict.timings.decode_ms = decode_ms;
+    verdict.timings.total_ms += decode_ms;
+    return verdict;
+  });
 }
 
 std::vector<BatchResult> Judge::judge_batch(const std::vector<Image>& images, const CallOptions& call) const {
@@ -353,7 +392,8 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
       if (use_relevance) {
         double best = -1.0;
         for (const auto& text_embedding : rules[r].relevance_embeddings) {
-          best = std::max(best, cosine(image_embedding, text_embedding));
+          best = std::max(best, require_finite(cosine(image_embedding, text_embedding), models.relevance->model_id(),
+                                               fmt::format("relevance for rule {}", rule.id)));
         }
         result.relevance = best;
         result.judged = best >= rule.thresholds.relevance;
@@ -395,7 +435,10 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
         throw Error(ErrorCode::Backend, fmt::format("backend returned {} scores for {} questions",
                                                     answers.size(), questions.size()));
       }
-      for (std::size_t q = 0; q < questions.size(); ++q) scores[questions[q].prompt] = answers[q];
+      for (std::size_t q = 0; q < questions.size(); ++q) {
+        scores[questions[q].prompt] = require_finite(answers[q], models.vlm->model_id(),
+                                                     fmt::format("score for \"{}\"", questions[q].statement));
+      }
       verdict.questions_scored += static_cast<int>(questions.size());
       verdict.timings.scoring_ms += elapsed_ms(scoring_start);
     };
@@ -541,7 +584,9 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
         // A tiny object: judge its crop instead of the whole image (the paper's 1% rule).
         const Image crop = crop_region(call.image, box);
         crop_context = models.vlm->prepare(crop, call.context);
-        const double crop_score = models.vlm->score(crop_context.get(), question, options.answers, call.context).at(0);
+        const double crop_score =
+            require_finite(models.vlm->score(crop_context.get(), question, options.answers, call.context).at(0),
+                           models.vlm->model_id(), "score of the region's crop");
         call.verdict.questions_scored += 1;
         statement.crop_score = crop_score;
         evidence.cropped = true;
@@ -558,7 +603,9 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
       } else {
         const Image erased = erase_region(call.image, box);
         const auto erased_context = models.vlm->prepare(erased, call.context);
-        const double region_score = models.vlm->score(erased_context.get(), question, options.answers, call.context).at(0);
+        const double region_score =
+            require_finite(models.vlm->score(erased_context.get(), question, options.answers, call.context).at(0),
+                           models.vlm->model_id(), "score without the region");
         call.verdict.questions_scored += 1;
         statement.region_score = region_score;
         evidence.score = region_score;

@@ -130,7 +130,8 @@ FixtureReport verify_judge_fixture(const std::string& dir) {
   const backends::torch::MultimodalJudge judge(family.load_lm(dir, options), "float32");
   const std::string template_text = field(expected, "template", expected_path).get<std::string>();
 
-  TensorDiff score{"score"}, prior{"prior"}, score_any{"score_any_spelling"}, prior_any{"prior_any_spelling"};
+  TensorDiff score{"score", 0, "", false}, prior{"prior", 0, "", false};
+  TensorDiff score_any{"score_any_spelling", 0, "", false}, prior_any{"prior_any_spelling", 0, "", false};
   TensorDiff prompt_ids{"prompt_ids", 0, "", true}, prior_ids{"prior_prompt_ids", 0, "", true};
   TensorDiff image_layout{"image_tokens", 0, "", true}, generated{"generate_ids", 0, "", true};
   TensorDiff answer_ids{"answer_ids", 0, "", true};

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <string>
 #include <utility>
@@ -170,6 +171,13 @@ Image Image::from_rgb(const std::uint8_t* pixels, int width, int height, std::si
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("Image::from_rgb: stride {} is smaller than 3 * width = {}", stride,
                             row_bytes));
+  }
+  // The last row starts at (height - 1) * stride: if that wraps around, the
+  // caller's buffer cannot be that large and the copy would read anywhere.
+  const std::size_t max_size = std::numeric_limits<std::size_t>::max();
+  if (height > 1 && stride > (max_size - row_bytes) / std::size_t(height - 1)) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("Image::from_rgb: stride {} x {} rows overflows the address space", stride, height));
   }
   Image image;
   image.width = width;

@@ -267,6 +267,27 @@ EncodedImage LlavaModel::encode_image(const Image& image, const CallContext* cal
   return encoded;
 }
 
+std::optional<ImageFootprint> LlavaModel::image_footprint(const Image& image) const {
+  if (!processor_) return std::nullopt;
+  std::int64_t tiles = 1;
+  if (processor_->kind != LlavaImageProcessorConfig::Kind::Clip) {
+    const auto best = select_best_resolution(image.height, image.width, processor_->pinpoints);
+    const std::int64_t tile = processor_->tile_size();
+    tiles += ((best[0] + tile - 1) / tile) * ((best[1] + tile - 1) / tile);
+  }
+  const std::int64_t side = processor_->tile_size();
+  const std::int64_t per_tile = config_.vision.grid() * config_.vision.grid();
+  ImageFootprint footprint;
+  footprint.pixel_values = tiles * 3 * side * side;
+  footprint.vision_tokens = tiles * (per_tile + 1);  // + the class token
+  footprint.vision_hidden = config_.vision.encoder.hidden_size;
+  footprint.vision_intermediate = config_.vision.encoder.intermediate_size;
+  // Every patch of every tile, plus a newline per row: an upper bound of what
+  // unpadding and OneVision's pooling leave.
+  footprint.lm_tokens = tiles * (per_tile + config_.vision.grid());
+  return footprint;
+}
+
 std::vector<runtime::ParamSpec> llava_parameter_specs(const runtime::HfConfig& config) {
   auto recorder = runtime::WeightStore::recorder(at::kFloat);
   MultimodalLM::Parts parts;

@@ -59,6 +59,7 @@ class LlavaModel final : public MultimodalLM {
   const LlavaConfig& config() const { return config_; }
   bool has_vision() const override { return true; }
   EncodedImage encode_image(const Image& image, const CallContext* call) const override;
+  std::optional<ImageFootprint> image_footprint(const Image& image) const override;
 
   /// The tower's hidden states for tiles [T, 3, S, S] (HF hidden_states, every layer).
   std::vector<at::Tensor> vision_hidden_states(const at::Tensor& tiles) const;

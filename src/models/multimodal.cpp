@@ -59,6 +59,8 @@ EncodedImage MultimodalLM::encode_image(const Image&, const CallContext*) const 
   text_only(parts_.model_dir, parts_.model_type);
 }
 
+std::optional<ImageFootprint> MultimodalLM::image_footprint(const Image&) const { return std::nullopt; }
+
 std::vector<std::int64_t> MultimodalLM::render(const std::vector<tokenizer::ChatMessage>& messages,
                                                const std::vector<const EncodedImage*>& images,
                                                bool add_generation_prompt) const {

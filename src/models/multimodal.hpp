@@ -41,6 +41,17 @@ struct EncodedImage {
   std::int64_t tokens() const { return features.defined() ? features.size(0) : 0; }
 };
 
+/// What encoding one image will take, known from its size and the processor
+/// config alone (before any pixel is resized): the budget check of
+/// backends/torch/vlm.cpp turns it into bytes.
+struct ImageFootprint {
+  std::int64_t pixel_values = 0;         ///< Floats of the processor's output (all tiles).
+  std::int64_t vision_tokens = 0;        ///< Positions through the vision tower (all tiles).
+  std::int64_t vision_hidden = 0;        ///< Its width...
+  std::int64_t vision_intermediate = 0;  ///< ...and MLP width.
+  std::int64_t lm_tokens = 0;            ///< Image tokens in the prompt (an upper bound).
+};
+
 /// The decoder positions of a prompt.
 struct PromptPositions {
   at::Tensor ids;          ///< [R, 1, T] int64: R = 1, or 3 for M-RoPE.
@@ -92,6 +103,10 @@ class MultimodalLM {
 
   /// The image through the family's processor, vision tower and projector.
   virtual EncodedImage encode_image(const Image& image, const CallContext* call) const;
+
+  /// What encode_image(image) will hold at its peak, from the image's size;
+  /// nullopt for text-only models.
+  virtual std::optional<ImageFootprint> image_footprint(const Image& image) const;
 
   /// Token ids of `messages` rendered by the chat template (with the generation
   /// prompt when asked) and encoded as the family's processor does; the k-th

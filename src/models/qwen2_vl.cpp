@@ -322,6 +322,25 @@ EncodedImage QwenVLModel::encode_image(const Image& image, const CallContext* ca
   return encoded(encode_pixels(processed.pixel_values, {processed.grid}, call), processed.grid);
 }
 
+std::optional<ImageFootprint> QwenVLModel::image_footprint(const Image& image) const {
+  const std::int64_t merge = processor_.merge_size, factor = processor_.patch_size * merge;
+  std::int64_t height = image.height, width = image.width;
+  if (processor_.do_resize) {
+    const auto size = qwen_smart_resize(height, width, factor, processor_.min_pixels, processor_.max_pixels);
+    height = size[0];
+    width = size[1];
+  }
+  const std::int64_t patches = (height / processor_.patch_size) * (width / processor_.patch_size);
+  ImageFootprint footprint;
+  // [patches, C x T x P x P] float32, after a [3, H, W] float copy of the resized image.
+  footprint.pixel_values = patches * config_.vision.patch_dim() + 3 * height * width;
+  footprint.vision_tokens = patches;
+  footprint.vision_hidden = config_.vision.hidden_size;
+  footprint.vision_intermediate = config_.vision.intermediate_size;
+  footprint.lm_tokens = patches / (merge * merge);
+  return footprint;
+}
+
 PromptPositions QwenVLModel::positions(const std::vector<std::int64_t>& ids,
                                        const std::vector<const EncodedImage*>& images) const {
   if (std::find(ids.begin(), ids.end(), config_.video_token_id) != ids.end()) {

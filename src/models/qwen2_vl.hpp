@@ -96,6 +96,7 @@ class QwenVLModel final : public MultimodalLM {
 
   bool has_vision() const override { return true; }
   EncodedImage encode_image(const Image& image, const CallContext* call) const override;
+  std::optional<ImageFootprint> image_footprint(const Image& image) const override;
   /// HF get_rope_index: M-RoPE positions, image tokens at (t, row, col) after the text before them.
   PromptPositions positions(const std::vector<std::int64_t>& ids,
                             const std::vector<const EncodedImage*>& images) const override;

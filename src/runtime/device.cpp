@@ -8,6 +8,7 @@
 #include <ATen/Context.h>
 #include <fmt/format.h>
 
+#include "imgjudge/backend.hpp"
 #include "imgjudge/error.hpp"
 
 namespace imgjudge::runtime {
@@ -70,8 +71,9 @@ ExecutionTarget resolve_device(const DeviceOptions& options) {
     }
     target.linear_format = LinearFormat::Int8;
   }
-  if (options.threads < 0) {
-    throw Error(ErrorCode::InvalidArgument, fmt::format("threads must be >= 0, got {}", options.threads));
+  if (options.threads < 0 || options.threads > kMaxThreads) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("threads must be 0 (all cores) to {}, got {}", kMaxThreads, options.threads));
   }
   // The default on some VMs is 1 (cpuinfo), so always set it explicitly.
   const int threads = options.threads > 0 ? options.threads

@@ -155,10 +155,9 @@ void SafetensorsFile::parse(const std::uint8_t* base, std::size_t size) {
                             header_len, size - 8));
   }
   const auto* header_begin = reinterpret_cast<const char*>(base + 8);
-  // About 8 values per tensor entry: 1M values is > 100k tensors (a 70B
-  // checkpoint has < 2000) and bounds the header's DOM to ~100 MB.
+  // Bounds the header's DOM (~100 bytes per value) to ~50 MB.
   util::JsonLimits limits;
-  limits.max_values = 1u << 20;
+  limits.max_values = kMaxSafetensorsHeaderValues;
   const nlohmann::json header =
       util::parse_json(std::string_view(header_begin, header_len), where + ": header", ErrorCode::InvalidModel, limits);
   if (!header.is_object()) fail(where, "header is not a JSON object");

@@ -23,8 +23,12 @@ inline bool is_floating(DType dtype) noexcept {
 }
 std::size_t dtype_size(DType dtype) noexcept;      ///< bytes per element
 
-/// Largest JSON header accepted (the format's own reference reader uses 100 MB).
-constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100u << 20;
+/// Largest JSON header accepted. The format's reference reader allows 100 MB,
+/// but a header that size is a million entries and gigabytes as a DOM; a real
+/// shard of a 70B checkpoint has a few hundred KB.
+constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 16u << 20;
+/// Most JSON values in a header (about 8 per tensor: > 60k tensors per file).
+constexpr std::size_t kMaxSafetensorsHeaderValues = 512u << 10;
 
 class SafetensorsFile;
 

@@ -316,6 +316,15 @@ TEST_CASE("a bad constitution names its source, line and column", "[capi]") {
           IMGJUDGE_INVALID_CONSTITUTION);
     CHECK_THAT(last_message(), Catch::StartsWith(file.path() + ":") && Catch::Contains("colour"));
   }
+  SECTION("a length past the end of the text: a NUL inside is named, a huge length is refused unread") {
+    const std::string text = std::string(kConstitution);
+    CHECK(imgjudge_constitution_load_string(&constitution, text.c_str(), text.size() + 1, "policy.toml") ==
+          IMGJUDGE_INVALID_CONSTITUTION);
+    CHECK_THAT(last_message(), Catch::Contains("NUL byte at offset " + std::to_string(text.size())));
+    CHECK(imgjudge_constitution_load_string(&constitution, text.c_str(), SIZE_MAX, "policy.toml") ==
+          IMGJUDGE_LIMIT_EXCEEDED);
+    CHECK_THAT(last_message(), Catch::Contains("a constitution is at most"));
+  }
   SECTION("length is respected: the text need not be NUL-terminated") {
     const std::string text = std::string(kConstitution) + "garbage that is not TOML [[[";
     CHECK(imgjudge_constitution_load_string(&constitution, text.data(),
@@ -351,8 +360,8 @@ TEST_CASE("options structs are versioned", "[capi]") {
 
   imgjudge_judge_options initialised;
   CHECK(imgjudge_judge_options_init(&initialised, 0) == IMGJUDGE_INVALID_ARGUMENT);
-  CHECK(imgjudge_judge_options_init(&initialised, 3) == IMGJUDGE_INVALID_ARGUMENT);
-  CHECK_THAT(last_message(), Catch::StartsWith("imgjudge_judge_options_init: version is 3"));
+  CHECK(imgjudge_judge_options_init(&initialised, 4) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK_THAT(last_message(), Catch::StartsWith("imgjudge_judge_options_init: version is 4"));
   REQUIRE(imgjudge_judge_options_init(&initialised, IMGJUDGE_JUDGE_OPTIONS_VERSION) == IMGJUDGE_OK);
   CHECK(initialised.version == IMGJUDGE_JUDGE_OPTIONS_VERSION);
   CHECK(initialised.relevance == 1);
@@ -361,6 +370,24 @@ TEST_CASE("options structs are versioned", "[capi]") {
   CHECK(initialised.locator_model_dir == nullptr);
   CHECK(initialised.locator == 1);
   CHECK(initialised.reasoning_tokens == 0);
+  CHECK(initialised.image_memory_mb == 0);
+
+  // Layout 2 (before image_memory_mb): initialising writes only its fields.
+  {
+    unsigned char v2_buffer[sizeof(imgjudge_judge_options)];
+    std::memset(v2_buffer, 0xAB, sizeof(v2_buffer));
+    auto* v2 = reinterpret_cast<imgjudge_judge_options*>(v2_buffer);
+    REQUIRE(imgjudge_judge_options_init(v2, 2) == IMGJUDGE_OK);
+    CHECK(v2->locator == 1);
+    for (std::size_t i = offsetof(imgjudge_judge_options, image_memory_mb); i < sizeof(v2_buffer); ++i) {
+      CHECK(v2_buffer[i] == 0xAB);
+    }
+    v2->backend = "scripted";
+    v2->script_path = IMGJUDGE_SOURCE_DIR "/examples/demo/scripted-answers.toml";
+    imgjudge_judge* v2_judge = nullptr;
+    CHECK(imgjudge_judge_create(&v2_judge, constitution.handle, v2) == IMGJUDGE_OK);
+    imgjudge_judge_free(v2_judge);
+  }
 
   // A program built against layout 1 has a smaller struct: initialising it
   // with version 1 writes only those fields (a guard after them stays intact),
@@ -387,6 +414,11 @@ TEST_CASE("options structs are versioned", "[capi]") {
   bad.reasoning_tokens = -3;
   CHECK(imgjudge_judge_create(&judge, constitution.handle, &bad) == IMGJUDGE_INVALID_ARGUMENT);
   CHECK_THAT(last_message(), Catch::Contains("options->reasoning_tokens is -3"));
+  // Layout 3 fields are validated.
+  bad.reasoning_tokens = 0;
+  bad.image_memory_mb = UINT64_MAX;
+  CHECK(imgjudge_judge_create(&judge, constitution.handle, &bad) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK_THAT(last_message(), Catch::Contains("options->image_memory_mb is " + std::to_string(UINT64_MAX)));
 
   imgjudge_call_options call;
   CHECK(imgjudge_call_options_init(&call, 0) == IMGJUDGE_INVALID_ARGUMENT);
@@ -411,6 +443,22 @@ TEST_CASE("bad judge options fail creation with a message", "[capi]") {
     options.threads = -2;
     CHECK(imgjudge_judge_create(&judge, constitution.handle, &options) == IMGJUDGE_INVALID_ARGUMENT);
     CHECK_THAT(last_message(), Catch::Contains("options->threads is -2"));
+  }
+  SECTION("a thread count no machine has (creating them would hang)") {
+    options.threads = 100000;
+    CHECK(imgjudge_judge_create(&judge, constitution.handle, &options) == IMGJUDGE_INVALID_ARGUMENT);
+    CHECK_THAT(last_message(), Catch::Contains("options->threads is 100000") && Catch::Contains("1024"));
+  }
+  SECTION("the scripted backend checks device and dtype too") {
+    options.backend = "scripted";
+    options.script_path = IMGJUDGE_SOURCE_DIR "/examples/demo/scripted-answers.toml";
+    options.dtype = "float33";
+    CHECK(imgjudge_judge_create(&judge, constitution.handle, &options) == IMGJUDGE_INVALID_ARGUMENT);
+    CHECK_THAT(last_message(), Catch::Contains("unknown dtype \"float33\""));
+    options.dtype = "auto";
+    options.device = "gpu0";
+    CHECK(imgjudge_judge_create(&judge, constitution.handle, &options) == IMGJUDGE_INVALID_ARGUMENT);
+    CHECK_THAT(last_message(), Catch::Contains("unknown device \"gpu0\""));
   }
   SECTION("torch backend without a model folder") {
     CHECK(imgjudge_judge_create(&judge, constitution.handle, &options) == IMGJUDGE_INVALID_ARGUMENT);
@@ -627,6 +675,12 @@ TEST_CASE("scripted judging: raw RGB pixels with a row stride", "[capi]") {
     CHECK(imgjudge_judge_rgb(&verdict, judge.get(), tight.data(), kWidth, -1, kWidth * 3,
                              nullptr) == IMGJUDGE_INVALID_ARGUMENT);
     CHECK_THAT(last_message(), Catch::Contains("5x-1"));
+  }
+  SECTION("a stride whose last row lies past the end of memory (it would wrap around)") {
+    const size_t huge = SIZE_MAX / 2;
+    CHECK(imgjudge_judge_rgb(&verdict, judge.get(), tight.data(), kWidth, kHeight, huge, nullptr) ==
+          IMGJUDGE_INVALID_ARGUMENT);
+    CHECK_THAT(last_message(), Catch::Contains("overflows"));
   }
   SECTION("NULL pixels") {
     CHECK(imgjudge_judge_rgb(&verdict, judge.get(), nullptr, kWidth, kHeight, kWidth * 3,

@@ -1,6 +1,11 @@
 // HfConfig: typed getters, defaults for absent/null keys, errors naming file and key.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
 #include "imgjudge/error.hpp"
 #include "runtime/config.hpp"
 
@@ -43,4 +48,16 @@ TEST_CASE("HfConfig errors name the file and the qualified key", "[unit][config]
   CHECK(message_of([&] { config.section("s").get_doubles("b", {}); }).find("key 's.b'") != std::string::npos);
   CHECK(message_of([&] { config.section("a"); }).find("expected an object") != std::string::npos);
   CHECK(message_of([&] { HfConfig(nlohmann::json::array(), "x.json"); }).find("x.json") != std::string::npos);
+}
+
+TEST_CASE("a config.json nested a million levels deep is InvalidModel, not a stack overflow", "[unit][config]") {
+  const std::string path = "/tmp/imgjudge_deep_config_" + std::to_string(::getpid()) + ".json";
+  {
+    std::ofstream out(path);
+    out << "{\"model_type\": \"qwen2\", \"x\": " << std::string(1u << 20, '[') << std::string(1u << 20, ']') << "}";
+  }
+  const std::string message = message_of([&] { HfConfig::load(path); });
+  std::remove(path.c_str());
+  CHECK(message.find(path) != std::string::npos);
+  CHECK(message.find("JSON nested deeper than 64 levels") != std::string::npos);
 }

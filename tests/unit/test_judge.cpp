@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <mutex>
@@ -723,4 +724,82 @@ TEST_CASE("the scripted backend rejects malformed scripts with a location", "[un
     CHECK_THAT(std::string(e.what()), Contains("script.toml:2:"));
   }
   CHECK_THROWS_WITH(ws.models("[[images]]\nfile = \"missing.png\"\n"), Contains("missing.png"));
+}
+
+namespace {
+
+// A broken model (NaN weights, a config that makes RoPE non-finite): every
+// image score it gives is NaN, and with nan_priors every prior too.
+class NanVlm : public CountingVlm {
+ public:
+  using CountingVlm::CountingVlm;
+  bool nan_priors = false;
+  std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
+                            const AnswerWords& answers, const CallContext& call) const override {
+    std::vector<double> scores = CountingVlm::score(image, questions, answers, call);
+    if (image != nullptr || nan_priors) scores.assign(scores.size(), std::nan(""));
+    return scores;
+  }
+};
+
+class NanRelevance : public RelevanceModel {
+ public:
+  explicit NanRelevance(std::shared_ptr<const RelevanceModel> inner) : inner_(std::move(inner)) {}
+  std::string model_id() const override { return "nan-relevance"; }
+  std::vector<Embedding> embed_texts(const std::vector<std::string>& texts, const CallContext& call) const override {
+    return inner_->embed_texts(texts, call);
+  }
+  Embedding embed_image(const Image& image, const CallContext& call) const override {
+    Embedding e = inner_->embed_image(image, call);
+    e.assign(e.size(), std::nanf(""));
+    return e;
+  }
+
+ private:
+  std::shared_ptr<const RelevanceModel> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("a model that gives NaN fails the call; it never lets an image pass", "[unit][judge]") {
+  Workspace ws;
+  auto inner = ws.models("[defaults]\nrelevance = 0.9\n");
+  SECTION("NaN scores for an image") {
+    auto nan = std::make_shared<NanVlm>(inner.vlm);
+    Judge judge(Constitution::from_string(kConstitution), Models{inner.relevance, nan, inner.locator});
+    try {
+      judge.judge(make_picture(9));
+      FAIL("a NaN score was accepted");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::Backend);
+      CHECK_THAT(e.what(), Contains("non-finite score for \"A person is visible.\""));
+    }
+    // judge_batch: the error is that image's, in its slot.
+    const auto results = judge.judge_batch({make_picture(9)});
+    REQUIRE(results.size() == 1);
+    CHECK_FALSE(results[0].verdict.has_value());
+    CHECK(results[0].error_code == ErrorCode::Backend);
+  }
+  SECTION("NaN priors fail the Judge's creation") {
+    auto nan = std::make_shared<NanVlm>(inner.vlm);
+    nan->nan_priors = true;
+    try {
+      Judge judge(Constitution::from_string(kConstitution), Models{inner.relevance, nan, inner.locator});
+      FAIL("a NaN prior was accepted");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::Backend);
+      CHECK_THAT(e.what(), Contains("non-finite prior m0"));
+    }
+  }
+  SECTION("NaN relevance does not skip a rule") {
+    auto relevance = std::make_shared<NanRelevance>(inner.relevance);
+    Judge judge(Constitution::from_string(kConstitution), Models{relevance, inner.vlm, inner.locator});
+    try {
+      judge.judge(make_picture(9));
+      FAIL("a NaN relevance was accepted");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::Backend);
+      CHECK_THAT(e.what(), Contains("nan-relevance gave a non-finite relevance for rule"));
+    }
+  }
 }

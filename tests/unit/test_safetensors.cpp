@@ -114,6 +114,20 @@ TEST_CASE("safetensors: header length beyond the limit (overflow)", "[unit][safe
   require_rejected(raw_file("{}", 0, kMaxSafetensorsHeaderBytes + 1), "exceeds the limit");
 }
 
+TEST_CASE("safetensors: a header of a million empty entries is refused before it becomes a DOM", "[unit][safetensors]") {
+  std::string header = "{";
+  for (int i = 0; i < 600000; ++i) header += "\"t" + std::to_string(i) + "\":{},";
+  header += "\"end\":{}}";
+  REQUIRE(header.size() < kMaxSafetensorsHeaderBytes);
+  require_rejected(raw_file(header, 0), "JSON with more than " + std::to_string(kMaxSafetensorsHeaderValues) + " values");
+}
+
+TEST_CASE("safetensors: a header nested deeper than any real one is refused without recursion", "[unit][safetensors]") {
+  // 1 MB of brackets overflowed the stack of nlohmann's recursive parser and of dump().
+  require_rejected(raw_file("{\"a\":" + std::string(1u << 20, '[') + std::string(1u << 20, ']') + "}", 0),
+                   "JSON nested deeper than 64 levels");
+}
+
 TEST_CASE("safetensors: truncated header", "[unit][safetensors]") {
   require_rejected(raw_file("{\"a\":", 0, 100), "truncated header");
 }

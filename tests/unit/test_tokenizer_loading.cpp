@@ -241,3 +241,15 @@ TEST_CASE("tokenizers reject invalid UTF-8 and survive long inputs", "[unit][tok
   CHECK_FALSE(clip.encode(letters, true).empty());
   CHECK(clip.encode(letters, true, 77).size() == 77);
 }
+
+TEST_CASE("tokenizer files nested a million levels deep are InvalidModel, not a stack overflow", "[unit][tokenizer]") {
+  TempDir dir;
+  const std::string deep = std::string(1u << 20, '[') + std::string(1u << 20, ']');
+  dir.write("tokenizer.json", "{\"model\": " + deep + "}");
+  require_error([&] { Tokenizer::load(dir.path.string()); }, ErrorCode::InvalidModel,
+                {"tokenizer.json", "nested deeper than"});
+  dir.write("tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  dir.write("tokenizer_config.json", "{\"eos_token\": " + deep + "}");
+  require_error([&] { Tokenizer::load(dir.path.string()); }, ErrorCode::InvalidModel,
+                {"tokenizer_config.json", "nested deeper than"});
+}

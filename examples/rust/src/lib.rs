@@ -249,6 +249,8 @@ pub struct JudgeOptions {
     pub max_image_width: u32,
     pub max_image_height: u32,
     pub max_image_pixels: u64,
+    /// Memory one image may take in the model, in MiB; 0 = the default (half the RAM, at most 8192).
+    pub image_memory_mb: u64,
 }
 
 impl Default for JudgeOptions {
@@ -273,6 +275,7 @@ impl Default for JudgeOptions {
             max_image_width: 0,
             max_image_height: 0,
             max_image_pixels: 0,
+            image_memory_mb: 0,
         }
     }
 }
@@ -366,6 +369,7 @@ impl Judge {
             locator_model_dir: ptr_of(&locator_model_dir),
             locator: options.locator.into(),
             reasoning_tokens,
+            image_memory_mb: options.image_memory_mb,
         };
         let mut raw = ptr::null_mut();
         // SAFETY: the strings live until the end of this function; the library copies them.

@@ -10,7 +10,7 @@ use std::os::raw::{c_char, c_int, c_uint, c_void};
 pub type imgjudge_status = c_int;
 
 pub const IMGJUDGE_OK: imgjudge_status = 0;
-pub const IMGJUDGE_JUDGE_OPTIONS_VERSION: c_uint = 2;
+pub const IMGJUDGE_JUDGE_OPTIONS_VERSION: c_uint = 3;
 pub const IMGJUDGE_CALL_OPTIONS_VERSION: c_uint = 1;
 pub const IMGJUDGE_DECISION_UNSAFE: c_int = 1;
 
@@ -55,6 +55,8 @@ pub struct imgjudge_judge_options {
     pub locator_model_dir: *const c_char,
     pub locator: c_int,
     pub reasoning_tokens: c_int,
+    // Layout 3.
+    pub image_memory_mb: u64,
 }
 
 #[repr(C)]

@@ -24,9 +24,11 @@ fn judge_options_layout_matches_the_library() {
     // reasoning budget.
     assert!(options.locator_model_dir.is_null());
     assert_eq!((options.locator, options.reasoning_tokens), (1, 0));
+    // Layout 3: the library's image memory budget.
+    assert_eq!(options.image_memory_mb, 0);
     // u32 + 4 padding + 6 pointers + 6 ints + u64 + 2 u32 + u64, then
-    // a pointer and 2 ints (layout 2), on LP64.
-    assert_eq!(std::mem::size_of::<sys::imgjudge_judge_options>(), 120);
+    // a pointer and 2 ints (layout 2) and a u64 (layout 3), on LP64.
+    assert_eq!(std::mem::size_of::<sys::imgjudge_judge_options>(), 128);
 }
 
 #[test]

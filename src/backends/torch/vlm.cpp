@@ -58,6 +58,14 @@ at::Tensor text_positions(const std::vector<std::int64_t>& indices, std::int64_t
   return (at::tensor(indices, at::kLong) + delta).view({1, 1, count}).expand({rows, 1, count}).contiguous();
 }
 
+// A score computed from a NaN must never read as "uncertain" (which a rule
+// passes): it is an error of the call, and the caller decides.
+void require_finite(const at::Tensor& values, const char* what) {
+  if (!at::isfinite(values).all().item<bool>()) {
+    throw Error(ErrorCode::Backend, fmt::format("the model produced non-finite {} (NaN or infinity)", what));
+  }
+}
+
 }  // namespace
 
 // A prefilled prompt head shared by many continuations.
@@ -80,10 +88,70 @@ class MultimodalJudge::Context final : public ImageContext {
   mutable std::vector<std::shared_ptr<const Prefix>> question_heads;  // oldest first
 };
 
-MultimodalJudge::MultimodalJudge(std::shared_ptr<const models::MultimodalLM> model, std::string dtype_label)
-    : model_(std::move(model)), dtype_label_(std::move(dtype_label)) {
+MultimodalJudge::MultimodalJudge(std::shared_ptr<const models::MultimodalLM> model, std::string dtype_label,
+                                 std::uint64_t image_memory_budget)
+    : model_(std::move(model)), dtype_label_(std::move(dtype_label)), image_memory_budget_(image_memory_budget) {
   model_->tokenizer();  // judging needs the tokenizer and chat template: fail at load, not per image
   model_->chat_template();
+  check_image_tokens();
+  self_check();
+}
+
+// A folder whose image token is not in the vocabulary, or whose tokenizer does
+// not know the template's image placeholder, would fail every image later;
+// rendering one question with a one-row image finds both now.
+void MultimodalJudge::check_image_tokens() const {
+  if (!model_->has_vision()) return;
+  const std::int64_t vocab = model_->decoder().config().vocab_size;
+  const std::int64_t image_token = model_->image_token_id();
+  if (image_token < 0 || image_token >= vocab) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}/config.json: the image token id {} is outside the vocabulary (vocab_size {})",
+                            model_->model_dir(), image_token, vocab));
+  }
+  c10::InferenceMode guard;
+  models::EncodedImage one_row;
+  one_row.features = at::zeros({1, 1});
+  one_row.grid_h = one_row.grid_w = 1;
+  std::vector<std::int64_t> ids;
+  try {
+    Context probe;
+    probe.image = one_row;
+    ids = model_->render(question_chat(&probe, "?"), {&probe.image}, /*add_generation_prompt=*/true);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: the chat template and tokenizer cannot place an image: {}", model_->model_dir(), e.what()));
+  }
+  if (std::count(ids.begin(), ids.end(), image_token) != 1) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: the tokenizer does not encode the chat template's image placeholder as token {} "
+                            "(tokenizer.json lacks the vision tokens, or config.json names the wrong id)",
+                            model_->model_dir(), image_token));
+  }
+  for (std::int64_t id : ids) {
+    if (id < 0 || id >= vocab) {
+      throw Error(ErrorCode::InvalidModel,
+                  fmt::format("{}: the tokenizer gives token id {}, outside the model's vocabulary (vocab_size {} in "
+                              "config.json)",
+                              model_->model_dir(), id, vocab));
+    }
+  }
+}
+
+// NaN weights or a config that makes the rotary embedding non-finite give
+// NaN logits for every input; a judge built on them would leave every item
+// uncertain and pass every image. One short text-only question at load finds
+// them (and warms the thread pool and the kernels' first-call setup).
+void MultimodalJudge::self_check() const {
+  const Question question{"the sky is blue", "Is the sky blue? Answer \"Yes\" or \"No\"."};
+  try {
+    score(nullptr, {question}, AnswerWords{}, CallContext{});
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::Backend) throw;
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: the load self-check failed ({}); the weights or config.json are corrupt", model_id(),
+                            e.what()));
+  }
 }
 
 std::string MultimodalJudge::model_id() const {
@@ -128,8 +196,37 @@ TokenIds MultimodalJudge::question_ids(const ImageContext* image, const std::str
   return model_->render(question_chat(context, question_prompt), images, /*add_generation_prompt=*/true);
 }
 
+std::uint64_t MultimodalJudge::image_memory_bytes(const Image& image) const {
+  const std::optional<models::ImageFootprint> f = model_->image_footprint(image);
+  if (!f) return 0;
+  const models::DecoderConfig& lm = model_->decoder().config();
+  const auto element = static_cast<std::uint64_t>(at::elementSize(model_->decoder().dtype()));
+  const auto u = [](std::int64_t v) { return static_cast<std::uint64_t>(std::max<std::int64_t>(v, 0)); };
+  // A ViT block holds the residual, its norm, q/k/v, the attention output and
+  // the MLP's two intermediate tensors at once: tokens x (6 D + 2 I).
+  const std::uint64_t vision = u(f->vision_tokens) * (6 * u(f->vision_hidden) + 2 * u(f->vision_intermediate)) * element;
+  // A decoder layer over the prefix: residual, norm, q/k/v and output (~4 H)
+  // and the gated MLP's gate, up and product (3 I); attention scores are blocked.
+  const std::uint64_t prefill = u(f->lm_tokens) * (4 * u(lm.hidden_size) + 3 * u(lm.intermediate_size)) * element;
+  const std::uint64_t kv_cache =
+      u(f->lm_tokens) * u(lm.num_layers) * 2 * u(lm.num_kv_heads) * u(lm.head_dim) * element;
+  // The prefix cache plus one question head's copy of it (extend()).
+  return u(f->pixel_values) * 4 + std::max(vision, prefill) + 2 * kv_cache;
+}
+
 std::shared_ptr<const ImageContext> MultimodalJudge::prepare(const Image& image, const CallContext& call) const {
   c10::InferenceMode guard;
+  if (image_memory_budget_ > 0) {
+    const std::uint64_t need = image_memory_bytes(image);
+    if (need > image_memory_budget_) {
+      throw Error(ErrorCode::LimitExceeded,
+                  fmt::format("a {}x{} image would take about {} MiB in {} (the image memory budget is {} MiB; "
+                              "raise image_memory_mb / --image-memory-mb, or lower max_pixels in "
+                              "preprocessor_config.json)",
+                              image.width, image.height, (need + (1u << 20) - 1) >> 20, model_id(),
+                              image_memory_budget_ >> 20));
+    }
+  }
   auto context = std::make_shared<Context>();
   context->image = model_->encode_image(image, &call);
   // Everything up to the image's last token is the same for every question.
@@ -205,6 +302,7 @@ std::vector<double> MultimodalJudge::score(const ImageContext* image, const std:
     const at::Tensor p_yes = at::logsumexp(logits.narrow(1, 0, yes_count), 1);
     const at::Tensor p_no = at::logsumexp(logits.narrow(1, yes_count, logits.size(1) - yes_count), 1);
     const at::Tensor ratio = at::sigmoid((p_yes - p_no).to(at::kDouble));
+    require_finite(logits, "answer-token logits");
     for (std::int64_t b = 0; b < ratio.size(0); ++b) scores.push_back(ratio[b].item<double>());
   }
   return scores;
@@ -254,6 +352,7 @@ std::vector<std::int32_t> MultimodalJudge::generate_ids(const ImageContext* imag
   for (int step = 0; step < limits.max_new_tokens; ++step) {
     call.check();
     const at::Tensor logits = model_->decoder().logits(last_hidden(*prefix, {pending}, position, &own, call));  // [1, V]
+    require_finite(logits, "next-token logits");
     position += static_cast<std::int64_t>(pending.size());
     const auto next = static_cast<std::int32_t>(logits[0].argmax().item<std::int64_t>());
     if (std::find(stops.begin(), stops.end(), next) != stops.end()) break;

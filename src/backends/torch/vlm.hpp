@@ -23,8 +23,11 @@ namespace imgjudge::backends::torch {
 
 class MultimodalJudge final : public VisionLanguageModel {
  public:
-  /// `dtype_label` names the precision in model_id() ("float32", "int8", ...).
-  MultimodalJudge(std::shared_ptr<const models::MultimodalLM> model, std::string dtype_label);
+  /// `dtype_label` names the precision in model_id() ("float32", "int8", ...);
+  /// `image_memory_budget` (bytes, 0 = unlimited) bounds image_memory_bytes()
+  /// of every image prepare() accepts.
+  MultimodalJudge(std::shared_ptr<const models::MultimodalLM> model, std::string dtype_label,
+                  std::uint64_t image_memory_budget = 0);
 
   std::string model_id() const override;
   Capabilities capabilities() const override;
@@ -45,6 +48,13 @@ class MultimodalJudge final : public VisionLanguageModel {
   /// The image of a context this model prepared.
   const models::EncodedImage& encoded_image(const ImageContext* image) const;
 
+  /// Estimated peak memory of preparing `image` (pixel values, the larger of
+  /// the vision tower's and the prefix prefill's activations, the image
+  /// tokens' KV cache and one question head's copy of it); 0 when the family
+  /// cannot tell. From the image's size only: nothing is allocated.
+  std::uint64_t image_memory_bytes(const Image& image) const;
+  std::uint64_t image_memory_budget() const { return image_memory_budget_; }
+
   /// The ids generate() decodes (stop tokens excluded).
   std::vector<std::int32_t> generate_ids(const ImageContext* image, const std::vector<ChatTurn>& turns,
                                          const GenerateLimits& limits, const CallContext& call) const;
@@ -56,6 +66,8 @@ class MultimodalJudge final : public VisionLanguageModel {
   struct Prefix;
   class Context;
   const Context* as_context(const ImageContext* image) const;
+  void check_image_tokens() const;
+  void self_check() const;
   std::vector<tokenizer::ChatMessage> question_chat(const Context* context, const std::string& question) const;
   Prefix prefill(std::vector<std::int64_t> ids, const std::vector<const models::EncodedImage*>& images,
                  const CallContext& call) const;
@@ -67,6 +79,7 @@ class MultimodalJudge final : public VisionLanguageModel {
 
   std::shared_ptr<const models::MultimodalLM> model_;
   std::string dtype_label_;
+  std::uint64_t image_memory_budget_ = 0;
 };
 
 }  // namespace imgjudge::backends::torch
