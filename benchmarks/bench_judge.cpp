@@ -47,7 +47,8 @@ const char* kHelp = R"(usage: imgjudge_bench [--quick] [--full-depth] [--family 
 Without --model, a random-weight folder of a published checkpoint's widths is
 generated once in build/bench-models/, for --family (benchmarks/models/*.json):
 qwen2_vl (Qwen2-VL-2B, the default), llava_onevision (llava-onevision-qwen2-0.5b),
-llava (llava-1.5-7b); the reduced variant (4 text + 4 vision layers), or with
+llava (llava-1.5-7b), internvl_chat (InternVL2-8B: InternViT-300M at 448 px,
+InternLM2.5-7B, the tiny InternLM2 SentencePiece tokenizer); the reduced variant (4 text + 4 vision layers), or with
 --full-depth every layer (Qwen2-VL-2B: 4.4 GB; a naive loop then takes hours).
 The components (vision, prefill, scoring, decode) are timed through the
 engine the Judge runs, each beside the same-shape GEMM.
@@ -128,13 +129,20 @@ std::string checkpoint_of(const std::string& family) {
   if (family == "qwen2_vl") return "qwen2-vl-2b";
   if (family == "llava_onevision") return "llava-onevision-0.5b";
   if (family == "llava") return "llava-1.5-7b";
+  if (family == "internvl_chat") return "internvl2-8b";
   throw Error(ErrorCode::InvalidArgument,
-              fmt::format("--family {}: no benchmark checkpoint (qwen2_vl, llava_onevision, llava)", family));
+              fmt::format("--family {}: no benchmark checkpoint (qwen2_vl, llava_onevision, llava, internvl_chat)", family));
 }
+
+// The tokenizer (tests/data/tokenizers/<name>) a family's random folder gets:
+// InternVL2-8B's InternLM2 ships a SentencePiece tokenizer.model.
+std::string tokenizer_of(const std::string& family) { return family == "internvl_chat" ? "internlm2_tiny" : "qwen2"; }
 
 // The checkpoint's config with 4 text and 4 vision layers: every width real.
 json reduced(json config) {
-  json& text = config.contains("text_config") ? config["text_config"] : config;
+  json& text = config.contains("text_config") ? config["text_config"]
+               : config.contains("llm_config") ? config["llm_config"]
+                                               : config;
   text["num_hidden_layers"] = 4;
   json& vision = config["vision_config"];
   for (const char* key : {"depth", "num_hidden_layers"}) {
@@ -230,7 +238,7 @@ int main(int argc, char** argv) try {
   const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", dtype, threads});
   dtype = target.linear_format == runtime::LinearFormat::Int8 ? "int8" : runtime::dtype_label(target.dtype);
   threads = devtools::set_threads(threads);
-  if (model_dir.empty()) model_dir = ensure_random_model(checkpoint_of(family), "qwen2", full_depth);
+  if (model_dir.empty()) model_dir = ensure_random_model(checkpoint_of(family), tokenizer_of(family), full_depth);
   if (locator_dir.empty() && !locator_family.empty()) {
     locator_dir = ensure_random_model(locator_checkpoint_of(locator_family), "clip", full_depth);
   }

@@ -13,6 +13,8 @@ pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 # ICU: NFC, Unicode lower-casing and character categories for the tokenizers.
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)
+# SentencePiece: the tokenizer.model / spiece.model of InternLM2, Llama-2-style and SigLIP folders.
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 # PLplot (with its cairo driver at run time): the PNG plots of `imgjudge eval`.
 pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot)
 if(IMGJUDGE_BUILD_TESTS)

@@ -17,6 +17,8 @@ packages=(
   libjpeg-dev libpng-dev libwebp-dev libgif-dev
   # tokenizers: Unicode regexes (PCRE2) and normalization/case mapping (ICU)
   libpcre2-dev libicu-dev
+  # SentencePiece tokenizer.model files (InternLM2, Llama-2-style, SigLIP's spiece.model)
+  libsentencepiece-dev
   # evaluation plots (PNG via PLplot's cairo driver)
   libplplot-dev plplot-driver-cairo
   # tests

@@ -12,10 +12,11 @@
 namespace imgjudge::cli {
 namespace {
 
-const char* kTokenizeHelp = R"(usage: imgjudge tokenize --model DIR [--format auto|fast|slow]
+const char* kTokenizeHelp = R"(usage: imgjudge tokenize --model DIR [--format auto|fast|slow|sentencepiece]
 
 Tokenizes JSON lines read from stdin with the tokenizer of a model folder
-(tokenizer.json, or vocab.json + merges.txt + tokenizer_config.json).
+(tokenizer.json, or vocab.json + merges.txt + tokenizer_config.json, or a
+SentencePiece tokenizer.model / spiece.model + tokenizer_config.json).
 Input, one per line:   {"text": "...", "add_special_tokens": true}
 Output, one per line:  {"ids": [...], "tokens": [...]}
 A bad line is answered with {"error": "line N: ..."} and processing goes on.
@@ -41,8 +42,10 @@ int run_tokenize(const Argv& argv) {
     format = tokenizer::TokenizerFormat::Fast;
   } else if (format_name == "slow") {
     format = tokenizer::TokenizerFormat::Slow;
+  } else if (format_name == "sentencepiece") {
+    format = tokenizer::TokenizerFormat::SentencePiece;
   } else if (format_name != "auto") {
-    fmt::print(stderr, "imgjudge tokenize: --format must be auto, fast or slow, not '{}'\n", format_name);
+    fmt::print(stderr, "imgjudge tokenize: --format must be auto, fast, slow or sentencepiece, not '{}'\n", format_name);
     return 2;
   }
   const auto tokenizer = tokenizer::Tokenizer::load(*args.value("model"), format);

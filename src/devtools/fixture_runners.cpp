@@ -11,6 +11,7 @@
 #include "imgjudge/error.hpp"
 #include "models/clip.hpp"
 #include "models/families.hpp"
+#include "models/internvl.hpp"
 #include "models/llava.hpp"
 #include "models/owl.hpp"
 #include "models/qwen2_vl.hpp"
@@ -178,6 +179,62 @@ NamedTensors run_llava(const std::string& dir, const NamedTensors& reference) {
   return out;
 }
 
+// InternVL2 / 2.5 (OpenGVLab's InternVLChatModel.forward): InternViT's hidden
+// states of every tile, extract_feature of the tiles whose image_flags is 1,
+// the merged prompt through the language model. A bare fixture has no
+// tokenizer to name <IMG_CONTEXT>: it is the one id whose occurrences are
+// exactly the kept tiles' image tokens; each run of it is one image.
+NamedTensors run_internvl(const std::string& dir, const NamedTensors& reference) {
+  c10::InferenceMode inference;
+  const NamedTensors inputs = read_fixture_inputs(dir);
+  const at::Tensor input_ids = fixture_input(inputs, "input_ids", dir).to(at::kLong).reshape({-1});
+  if (auto mask = inputs.find("attention_mask"); mask != inputs.end() && !mask->second.to(at::kLong).eq(1).all().item<bool>()) {
+    throw Error(ErrorCode::Unsupported, fmt::format("{}: padded prompts (attention_mask zeros) are not supported", dir));
+  }
+  const at::Tensor pixel_values = fixture_input(inputs, "pixel_values", dir);
+  at::Tensor kept = pixel_values;
+  if (auto flags = inputs.find("image_flags"); flags != inputs.end()) {
+    kept = pixel_values.index_select(0, flags->second.reshape({-1}).to(at::kLong).eq(1).nonzero().reshape({-1}));
+  }
+  const auto config = models::InternVLConfig::from_config(runtime::HfConfig::load(util::join_path(dir, "config.json")));
+  const std::int64_t image_rows = kept.size(0) * config.tokens_per_tile();
+  const at::Tensor values = std::get<0>(at::_unique(input_ids));
+  std::vector<std::int64_t> candidates;
+  for (std::int64_t i = 0; i < values.numel(); ++i) {
+    if (input_ids.eq(values[i]).sum().item<std::int64_t>() == image_rows) candidates.push_back(values[i].item<std::int64_t>());
+  }
+  if (candidates.size() != 1) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: cannot tell <IMG_CONTEXT>: {} ids occur exactly {} times ({} tiles x {} tokens)", dir,
+                            candidates.size(), image_rows, kept.size(0), config.tokens_per_tile()));
+  }
+  models::LoadOptions options;
+  options.with_processors = false;  // a bare model folder
+  const auto model = models::InternVLModel::load(dir, options, candidates.front());
+
+  NamedTensors out;
+  out["vision_hidden_states"] = at::stack(model->vision_hidden_states(pixel_values));  // [L+1, tiles, 1+g*g, C]
+  const at::Tensor features = model->tile_features(kept);                             // [tiles, tokens, hidden]
+  const at::Tensor rows = features.reshape({-1, features.size(2)});
+  out["image_embeds"] = rows;
+  std::vector<models::EncodedImage> images;
+  const std::vector<std::int64_t> ids = to_ids(input_ids);
+  std::int64_t row = 0;
+  for (std::size_t i = 0; i < ids.size();) {
+    std::size_t run = 0;
+    while (i + run < ids.size() && ids[i + run] == candidates.front()) ++run;
+    if (run > 0) {
+      images.push_back({rows.narrow(0, row, static_cast<std::int64_t>(run))});
+      row += static_cast<std::int64_t>(run);
+    }
+    i += std::max<std::size_t>(run, 1);
+  }
+  std::vector<const models::EncodedImage*> pointers;
+  for (const auto& image : images) pointers.push_back(&image);
+  run_decoder(model->decoder(), model->embed(ids, pointers), model->positions(ids, pointers), reference, out);
+  return out;
+}
+
 // CLIP and SigLIP: both towers, outputs named as transformers names them. A
 // vision tower without a pooling head (SigLIP's vision_use_head = false)
 // leaves the pooled outputs absent.
@@ -244,6 +301,7 @@ const std::map<std::string, FixtureRunner>& runners() {
       {"llama", run_text_family},  {"mistral", run_text_family},
       {"qwen2_vl", run_qwen_vl},   {"qwen2_5_vl", run_qwen_vl},
       {"llava", run_llava},        {"llava_next", run_llava},     {"llava_onevision", run_llava},
+      {"internvl_chat", run_internvl},
       {"owlv2", run_owl},          {"owlvit", run_owl},
   };
   return table;

@@ -54,9 +54,16 @@ void check_preprocess(const std::string& dir, FixtureReport& report) {
   const std::string path = util::join_path(dir, "preprocess.safetensors");
   if (!util::file_exists(path)) return;
   const NamedTensors reference = runtime::read_safetensors(path);
-  const std::string processor_path = util::join_path(dir, "preprocessor_config.json");
-  const std::string type = runtime::HfConfig::load(processor_path).get_string("image_processor_type");
-  const PreprocessCheck check = find_preprocess_check(type);
+  // A family whose processing settings are in config.json (InternVL) is
+  // checked by its model_type; the others by preprocessor_config.json.
+  std::string processor_path = util::join_path(dir, "config.json");
+  std::string type = report.model_type;
+  PreprocessCheck check = find_preprocess_check(type);
+  if (check == nullptr) {
+    processor_path = util::join_path(dir, "preprocessor_config.json");
+    type = runtime::HfConfig::load(processor_path).get_string("image_processor_type");
+    check = find_preprocess_check(type);
+  }
   if (check == nullptr) {
     report.preprocess.push_back({"pixel_values", std::numeric_limits<double>::infinity(),
                                  fmt::format("{}: image_processor_type \"{}\" is not implemented", processor_path, type),

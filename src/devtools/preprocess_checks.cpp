@@ -9,10 +9,12 @@
 
 #include "image/preprocess.hpp"
 #include "imgjudge/error.hpp"
+#include "models/internvl.hpp"
 #include "models/owl.hpp"
 #include "models/processors/llava_processor.hpp"
 #include "models/processors/owl_processor.hpp"
 #include "models/processors/qwen_vl_processor.hpp"
+#include "runtime/config.hpp"
 #include "runtime/safetensors.hpp"
 #include "runtime/tensor.hpp"
 #include "util/files.hpp"
@@ -119,9 +121,25 @@ NamedTensors check_owl(const std::string& processor_config, const std::vector<Im
   return out;
 }
 
+// InternVL (settings in config.json): each image's tiles, thumbnail last,
+// concatenated over the images as chat() takes them; tiles per image in
+// num_patches_list.
+NamedTensors check_internvl(const std::string& model_config, const std::vector<Image>& images) {
+  c10::InferenceMode inference;
+  const auto config = models::InternVLProcessorConfig::from_config(runtime::HfConfig::load(model_config));
+  std::vector<at::Tensor> tiles;
+  std::vector<std::int64_t> counts;
+  for (const Image& image : images) {
+    tiles.push_back(models::internvl_preprocess(image, config));
+    counts.push_back(tiles.back().size(0));
+  }
+  return {{"pixel_values", at::cat(tiles)}, {"num_patches_list", at::tensor(counts, at::kLong)}};
+}
+
 }  // namespace
 
 PreprocessCheck find_preprocess_check(const std::string& type) {
+  if (type == "internvl_chat") return check_internvl;
   if (type == "CLIPImageProcessor" || type == "SiglipImageProcessor") return check_fixed_size;
   if (type == "Qwen2VLImageProcessor") return check_qwen_vl;
   if (type == "LlavaNextImageProcessor" || type == "LlavaOnevisionImageProcessor") return check_llava_anyres;

@@ -16,7 +16,9 @@ namespace imgjudge::devtools {
 /// (pixel_values, image_grid_thw, image_sizes, ...).
 using PreprocessCheck = NamedTensors (*)(const std::string& processor_config, const std::vector<Image>& images);
 
-/// The check of an image_processor_type, or null.
+/// The check of an image_processor_type, or null. A family whose processing
+/// settings are in its config.json (InternVL) is found by its model_type,
+/// and its check reads that config.json.
 PreprocessCheck find_preprocess_check(const std::string& image_processor_type);
 
 /// The fixture's input images: `image`, or `image_0`, `image_1`, ... (uint8

@@ -103,23 +103,26 @@ std::vector<std::string> make_random_model(const RandomModelRequest& request) {
       if (error) throw Error(ErrorCode::Io, fmt::format("{}: cannot copy: {}", from, error.message()));
       written.push_back(name);
     }
-    // The family's image placeholder must be one token the config names.
+    // The family's image placeholder must be one token the config names (or,
+    // without a config key, the tokenizer alone); its other prompt tokens too.
     if (family->image_token != nullptr) {
-      const auto tokenizer = tokenizer::Tokenizer::load(request.out_dir);
-      std::int64_t id = 0;
-      if (const auto existing = tokenizer.token_to_id(family->image_token)) {
-        id = *existing;
-      } else {
-        id = static_cast<std::int64_t>(tokenizer.id_end());
-        add_special_token(request.out_dir, family->image_token, id);
-      }
-      config[family->image_token_key] = id;
+      const auto token_id = [&](const char* content) {
+        const auto tokenizer = tokenizer::Tokenizer::load(request.out_dir);
+        if (const auto existing = tokenizer.token_to_id(content)) return static_cast<std::int64_t>(*existing);
+        const auto id = static_cast<std::int64_t>(tokenizer.id_end());
+        add_special_token(request.out_dir, content, id);
+        return id;
+      };
+      const std::int64_t id = token_id(family->image_token);
+      if (family->image_token_key != nullptr) config[family->image_token_key] = id;
+      for (const char* token : family->prompt_tokens) token_id(token);
     }
     // The embedding table must cover every id the tokenizer can produce.
     const auto tokenizer = tokenizer::Tokenizer::load(request.out_dir);
-    nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
+    const char* nested = config.contains("text_config") ? "text_config" : config.contains("llm_config") ? "llm_config" : nullptr;
+    nlohmann::json& text = nested != nullptr ? config[nested] : config;
     text["vocab_size"] = static_cast<std::int64_t>(tokenizer.id_end());
-    if (config.contains("text_config") && tokenizer.eos_id()) text["eos_token_id"] = *tokenizer.eos_id();
+    if (nested != nullptr && tokenizer.eos_id()) text["eos_token_id"] = *tokenizer.eos_id();
     if (family->chat_template != nullptr) {
       write_json(util::join_path(request.out_dir, "chat_template.json"), {{"chat_template", family->chat_template()}});
       written.push_back("chat_template.json");

@@ -61,12 +61,12 @@ RopeConfig RopeConfig::from_config(const runtime::HfConfig& config, std::int64_t
   // "rope_type" (transformers >= 4.45) or "type" (older configs).
   const std::string type = scaling.get_string("rope_type", scaling.get_string("type", "default"));
   const auto factor = [&] {
-    const double factor = scaling.get_double("factor");
-    if (!(factor >= 1.0) || !std::isfinite(factor)) {
+    const double value = scaling.get_double("factor");
+    if (!(value >= 1.0) || !std::isfinite(value)) {
       throw Error(ErrorCode::InvalidModel,
                   fmt::format("{}: '{}' must be a number >= 1", scaling.file(), scaling.qualified("factor")));
     }
-    return factor;
+    return value;
   };
   if (type == "default" || type == "mrope") {
     // "mrope" only changes which position row each rotary pair reads.
@@ -207,7 +207,9 @@ Decoder::Decoder(DecoderConfig config, DecoderWeights weights, at::ScalarType dt
   activation_ = runtime::nn::activation(config_.hidden_act);
   at::Tensor inv_freq = default_inv_freq(config_.rope.theta, config_.head_dim);
   switch (config_.rope.scaling) {
-    case RopeConfig::Scaling::Linear: inv_freq = inv_freq / config_.rope.factor; break;
+    case RopeConfig::Scaling::Linear:
+      if (!config_.rope.scale_positions) inv_freq = inv_freq / config_.rope.factor;
+      break;
     case RopeConfig::Scaling::Llama3: inv_freq = llama3_inv_freq(inv_freq, config_.rope); break;
     case RopeConfig::Scaling::None:
     case RopeConfig::Scaling::Dynamic: break;
@@ -236,7 +238,9 @@ std::pair<at::Tensor, at::Tensor> Decoder::rotary(const at::Tensor& position_ids
                             rope.original_max_positions));
   }
   // freqs [R, B, T, head_dim/2] = position * inv_freq (one float32 product, as HF's outer matmul).
-  const at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq_;
+  at::Tensor positions = position_ids.to(at::kFloat);
+  if (rope.scaling == RopeConfig::Scaling::Linear && rope.scale_positions) positions = positions / rope.factor;
+  const at::Tensor freqs = positions.unsqueeze(-1) * inv_freq_;
   const at::Tensor emb = at::cat({freqs, freqs}, -1);  // [R, B, T, head_dim]
   const at::Tensor cos = emb.cos(), sin = emb.sin();
   if (rope.mrope_section.empty()) return {cos[0].to(dtype_), sin[0].to(dtype_)};

@@ -49,6 +49,10 @@ struct RopeConfig {
   double theta = 10000.0;
   Scaling scaling = Scaling::None;
   double factor = 1.0;                      ///< linear / llama3 / dynamic
+  /// Linear: divide the positions by `factor` (InternLM2's
+  /// LinearScalingRotaryEmbedding) instead of the frequencies (transformers);
+  /// the angles differ in the last bit, which long positions amplify.
+  bool scale_positions = false;
   double low_freq_factor = 1.0;             ///< llama3
   double high_freq_factor = 4.0;            ///< llama3
   std::int64_t original_max_positions = 0;  ///< llama3 / dynamic

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include "models/clip.hpp"
+#include "models/internvl.hpp"
 #include "models/llama.hpp"
 #include "models/llava.hpp"
 #include "models/owl.hpp"
@@ -52,6 +53,9 @@ std::shared_ptr<const MultimodalLM> load_qwen_vl(const std::string& dir, const L
 std::shared_ptr<const MultimodalLM> load_llava(const std::string& dir, const LoadOptions& options) {
   return LlavaModel::load(dir, options);
 }
+std::shared_ptr<const MultimodalLM> load_internvl(const std::string& dir, const LoadOptions& options) {
+  return InternVLModel::load(dir, options);
+}
 
 Family vision_language(const char* type, const char* architecture,
                        std::shared_ptr<const MultimodalLM> (*load)(const std::string&, const LoadOptions&),
@@ -66,6 +70,11 @@ Family vision_language(const char* type, const char* architecture,
   f.image_token_key = image_token_key;
   f.chat_template = chat_template;
   return f;
+}
+
+Family with_prompt_tokens(Family family, std::vector<const char*> tokens) {
+  family.prompt_tokens = std::move(tokens);
+  return family;
 }
 
 // The templates the published checkpoints ship (tokenizer/chat_template.cpp).
@@ -157,6 +166,10 @@ const std::vector<Family>& families() {
                       llava_processor_config, "<image>", "image_token_index", llava_next_template),
       vision_language("llava_onevision", "LlavaOnevisionForConditionalGeneration", load_llava, llava_parameter_specs,
                       llava_processor_config, "<image>", "image_token_index", llava_onevision_template),
+      // Tiling settings and the conversation template are named in config.json.
+      with_prompt_tokens(vision_language("internvl_chat", "InternVLChatModel", load_internvl, internvl_parameter_specs,
+                                         nullptr, "<IMG_CONTEXT>", nullptr, nullptr),
+                         {"<img>", "</img>"}),
       text<qwen2_decoder>("qwen2", "Qwen2ForCausalLM", qwen2_5_template),
       text<llama_decoder>("llama", "LlamaForCausalLM", llama3_1_template),
       text<mistral_decoder>("mistral", "MistralForCausalLM", mistral_template),

@@ -51,9 +51,13 @@ struct Family {
   /// `config` (null: the family has none).
   nlohmann::json (*processor_config)(const runtime::HfConfig& config) = nullptr;
   /// Vision-language families: the token that stands for a row of image
-  /// features, and the config.json key holding its id.
+  /// features, and the config.json key holding its id (null: no key, the
+  /// tokenizer names it, as InternVL's chat() does).
   const char* image_token = nullptr;
   const char* image_token_key = nullptr;
+  /// Other added tokens the family's prompts need ("<img>", "</img>" around
+  /// InternVL's image rows); make-random-model adds those a tokenizer lacks.
+  std::vector<const char*> prompt_tokens;
   /// The chat template the published checkpoints ship (null: none).
   const std::string& (*chat_template)() = nullptr;
 };

@@ -105,6 +105,10 @@ std::vector<std::int64_t> MultimodalLM::render(const std::vector<tokenizer::Chat
   return ids;
 }
 
+std::vector<std::int32_t> MultimodalLM::answer_tokens(const std::string& spelling) const {
+  return tokenizer().encode(spelling, /*add_special_tokens=*/false);
+}
+
 std::vector<std::int64_t> MultimodalLM::image_runs(const std::vector<std::int64_t>& ids,
                                                    const std::vector<const EncodedImage*>& images) const {
   std::vector<std::int64_t> starts;

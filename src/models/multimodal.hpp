@@ -115,6 +115,11 @@ class MultimodalLM {
   std::vector<std::int64_t> render(const std::vector<tokenizer::ChatMessage>& messages,
                                    const std::vector<const EncodedImage*>& images, bool add_generation_prompt) const;
 
+  /// The token ids of `spelling` as the first words of the assistant's
+  /// answer; scoring reads the probability of the first. Default: the
+  /// tokenizer's encoding of the text alone, without special tokens.
+  virtual std::vector<std::int32_t> answer_tokens(const std::string& spelling) const;
+
   /// Decoder positions of `ids` (the k-th image-token run is images[k]).
   /// Default: 1-D, 0..T-1.
   virtual PromptPositions positions(const std::vector<std::int64_t>& ids,

@@ -233,6 +233,39 @@ std::string render_mistral(const std::vector<ChatMessage>& messages, const ChatV
   return out;  // this template has no generation prompt
 }
 
+// OpenGVLab conversation.py, SeparatorStyle.MPT (InternVL2 / 2.5): the
+// system block always, then every turn; a turn whose text is empty is its
+// role alone (Python's `if message:`), as the open assistant turn is.
+std::string render_internvl(const std::vector<ChatMessage>& messages, const ChatTemplateOptions& options,
+                            const ChatVariant& v) {
+  std::size_t first = 0;
+  std::string system = v.default_system;
+  if (!messages.empty() && messages.front().role == "system") {
+    require_text_only(messages.front(), ChatStyle::InternVL);
+    system = text_of(messages.front());
+    first = 1;
+  }
+  std::string out = v.system_prefix + system + v.separator;
+  for (std::size_t i = first; i < messages.size(); ++i) {
+    const ChatMessage& message = messages[i];
+    if (message.role != "user" && message.role != "assistant") {
+      refuse("only user and assistant turns after an optional first system message");
+    }
+    std::string text;
+    for (const ChatContent& item : message.content) {
+      switch (item.kind) {
+        case ChatContent::Kind::Image: text += "<img><IMG_CONTEXT></img>\n"; break;
+        case ChatContent::Kind::Text: text += item.text; break;
+        case ChatContent::Kind::Video: refuse("InternVL conversations have no video items");
+      }
+    }
+    out += (message.role == "user" ? v.user_role : v.assistant_role) + text;
+    if (!text.empty()) out += v.separator;
+  }
+  if (options.add_generation_prompt) out += v.assistant_role;
+  return out;
+}
+
 // A single-quoted Jinja string literal's value: Python escapes \n, \\ and
 // \' are resolved, unknown ones (as "<\s>") keep their backslash.
 std::string unescape(const std::string& literal) {
@@ -311,6 +344,7 @@ const char* chat_style_name(ChatStyle style) {
     case ChatStyle::ChatML: return "chatml";
     case ChatStyle::Llama3: return "llama3";
     case ChatStyle::Mistral: return "mistral";
+    case ChatStyle::InternVL: return "internvl";
   }
   return "unknown";
 }
@@ -365,6 +399,39 @@ std::optional<ChatTemplate> ChatTemplate::detect(const std::string& raw) {
   return std::nullopt;
 }
 
+ChatTemplate ChatTemplate::internvl_conversation(const std::string& name,
+                                                 const std::optional<std::string>& system_message) {
+  // conversation.py's registrations, copied byte for byte (the system
+  // messages are the templates' own; Hermes-2 and internlm2-chat render alike).
+  static const std::string kInternVL25System =
+      "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。";
+  static const std::string kInternVL2System =
+      "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。";
+  ChatVariant v;
+  v.system_prefix = "<|im_start|>system\n";
+  v.user_role = "<|im_start|>user\n";
+  v.assistant_role = "<|im_start|>assistant\n";
+  v.default_system = kInternVL2System;
+  if (name == "internvl2_5") {
+    v.default_system = kInternVL25System;
+    v.separator = "<|im_end|>\n";
+  } else if (name == "internlm2-chat" || name == "Hermes-2") {
+    v.separator = "<|im_end|>";
+  } else if (name == "phi3-chat") {
+    v.system_prefix = "<|system|>\n";
+    v.user_role = "<|user|>\n";
+    v.assistant_role = "<|assistant|>\n";
+    v.separator = "<|end|>";
+  } else {
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("InternVL conversation template \"{}\" is not supported (internvl2_5, internlm2-chat, "
+                            "Hermes-2, phi3-chat)",
+                            name));
+  }
+  if (system_message) v.default_system = *system_message;
+  return ChatTemplate(ChatStyle::InternVL, v);
+}
+
 ChatTemplate ChatTemplate::for_folder(const std::string& model_dir, std::optional<ChatTemplate> fallback) {
   const auto [source, file] = folder_template(model_dir);
   if (file.empty()) {
@@ -394,6 +461,7 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, const
     case ChatStyle::LlavaVicuna: return render_llava_vicuna(messages, options);
     case ChatStyle::LlavaMistral: return render_llava_mistral(messages, variant_);
     case ChatStyle::LlavaLlama3: return render_llava_llama3(messages, options);
+    case ChatStyle::InternVL: return render_internvl(messages, options, variant_);
     default: break;
   }
   for (const ChatMessage& message : messages) require_text_only(message, style_);

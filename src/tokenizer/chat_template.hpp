@@ -63,6 +63,14 @@ enum class ChatStyle {
   /// Mistral Instruct v0.2: `<s> [INST] {text} [/INST]`, the system text
   /// merged into the first user turn (the older revision: `<s>[INST] ...`, no system).
   Mistral,
+  /// InternVL2 / 2.5: the SeparatorStyle.MPT conversations of OpenGVLab's
+  /// conversation.py, named by config.json "template" rather than written in
+  /// Jinja (ChatTemplate::internvl_conversation): `{system_prefix}{system}{sep}`,
+  /// then `{role}{text}{sep}` per turn (the role alone for an empty one), the
+  /// generation prompt is the assistant role. An image item is
+  /// `<img><IMG_CONTEXT></img>\n` where it stands (chat()'s "<image>\n"; the
+  /// model repeats <IMG_CONTEXT> once per image feature row).
+  InternVL,
 };
 
 /// The parts in which revisions of one style differ, read from the template source.
@@ -76,6 +84,11 @@ struct ChatVariant {
   bool system_allowed = true;         ///< LlavaMistral / Mistral: the revision renders a system message.
   bool leading_space = true;          ///< Mistral: " [INST] " (current) or "[INST] " (older).
   std::string date = "26 Jul 2024";   ///< Llama3: the "Today Date" line.
+  /// InternVL: the system template before the message ("<|im_start|>system\n"),
+  /// the roles ("<|im_start|>user\n", "<|im_start|>assistant\n") and the
+  /// separator after each turn ("<|im_end|>" or "<|im_end|>\n"); the system
+  /// message is default_system.
+  std::string system_prefix, user_role, assistant_role, separator;
 };
 
 /// What a template writes for {{ bos_token }} / {{ eos_token }} (the tokenizer's).
@@ -101,6 +114,14 @@ class ChatTemplate {
   /// `fallback` when the folder has none; Error(InvalidModel) when it has
   /// none and there is no fallback.
   static ChatTemplate for_folder(const std::string& model_dir, std::optional<ChatTemplate> fallback);
+
+  /// The InternVL conversation template `name` of OpenGVLab's
+  /// conversation.py ("internvl2_5", "internlm2-chat", "Hermes-2",
+  /// "phi3-chat"), with its system message or `system_message` when given
+  /// (config.json "system_message" overrides the template's).
+  /// Error(Unsupported) naming the known ones for another name.
+  static ChatTemplate internvl_conversation(const std::string& name,
+                                            const std::optional<std::string>& system_message = std::nullopt);
 
   /// The rendered text; `tokens` fill {{ bos_token }} / {{ eos_token }}
   /// (Llama 3, Mistral). Error(InvalidArgument) for a conversation the

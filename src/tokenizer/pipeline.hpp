@@ -8,11 +8,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "tokenizer/bpe.hpp"
+#include "tokenizer/sentencepiece_model.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "tokenizer/unicode_regex.hpp"
 
@@ -87,12 +89,44 @@ struct DecoderStep {
   bool drop_replacement_in_first_token = false;
 };
 
+/// What a transformers slow SentencePiece class does around the model
+/// (tokenizer.model / spiece.model folders).
+enum class SentencePieceClass {
+  /// InternLM2Tokenizer: each stretch of text between added tokens is
+  /// sp.encode(stretch); BOS if add_bos_token (default true).
+  InternLM2,
+  /// LlamaTokenizer with legacy true (transformers' default when the config
+  /// leaves it out): the same as InternLM2.
+  LlamaLegacy,
+  /// LlamaTokenizer with legacy false: the model's dummy prefix off, "▁" put
+  /// before the text (add_prefix_space), a stretch that starts with "▁" or
+  /// " " encoded behind the unk token whose pieces are then cut off.
+  Llama,
+  /// SiglipTokenizer: as Llama (always "▁" first), each stretch first
+  /// canonicalized (ASCII punctuation removed, whitespace runs -> " ",
+  /// stripped); EOS appended unless already last.
+  Siglip,
+};
+
+struct SentencePieceRules {
+  SentencePieceClass kind = SentencePieceClass::InternLM2;
+  bool add_prefix_space = true;        ///< Llama (non-legacy): "▁" before the text.
+  std::string unk_token = "<unk>";     ///< Llama, Siglip: the prefix of the trick.
+  std::size_t unk_token_pieces = 0;    ///< len(sp.encode(unk_token)).
+};
+
 struct Tokenizer::Impl {
   std::string flavour;
   std::vector<NormalizerStep> prepare;     ///< On the whole text, before added tokens are split off.
   std::vector<NormalizerStep> normalizer;  ///< On each stretch of text between added tokens.
   std::vector<PreTokenizerStep> pre_tokenizer;
-  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<BpeModel> model;  ///< Null for SentencePiece folders.
+  /// SentencePiece folders: the model run on each stretch of text between
+  /// added tokens instead of normalizer / pre-tokenizer / BPE.
+  std::shared_ptr<const SentencePieceModel> sentencepiece;
+  SentencePieceRules sentencepiece_rules;
+  /// SigLIP: the suffix ids are added only when the ids do not end with them.
+  bool suffix_if_absent = false;
 
   std::vector<AddedToken> added_tokens;  ///< Ordered by id.
   std::unordered_map<std::string, std::size_t> added_by_content;
@@ -121,6 +155,12 @@ struct Tokenizer::Impl {
   std::unordered_set<std::int32_t> special_ids;
   std::optional<std::int32_t> bos, eos, pad, unk;
   std::optional<std::size_t> model_max_length;
+
+  /// The base vocabulary (BPE or SentencePiece), added tokens aside.
+  std::optional<std::int32_t> base_token_to_id(std::string_view token) const;
+  const std::string* base_id_to_token(std::int32_t id) const;
+  std::size_t base_vocab_size() const;
+  std::int32_t base_id_end() const;  ///< One past its largest id.
 
   /// Registers an added token (or updates the flags of one with that id) and
   /// rebuilds nothing; call index_added_tokens() when done.

@@ -504,13 +504,207 @@ std::string clean_up_tokenization(std::string text) {
 const std::string& token_of(const Impl& impl, std::int32_t id) {
   const auto added = impl.added_by_id.find(id);
   if (added != impl.added_by_id.end()) return impl.added_tokens[added->second].content;
-  if (const std::string* token = impl.model->id_to_token(id)) return *token;
+  if (const std::string* token = impl.base_id_to_token(id)) return *token;
   throw Error(ErrorCode::InvalidArgument, fmt::format("token id {} is not in the vocabulary", id));
+}
+
+// ------------------------------------------------------------- SentencePiece
+//
+// transformers' slow SentencePiece classes (PreTrainedTokenizer.tokenize and
+// their overrides, 4.50): split the text on the added tokens, then each
+// stretch through the class's _tokenize, pieces to ids through the added
+// tokens first, then the model.
+
+constexpr std::string_view kSpieceUnderline = "\xE2\x96\x81";  // U+2581
+
+// Python's string.punctuation.
+bool is_ascii_punctuation(char32_t c) {
+  return c < 0x80 && std::string_view("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+// SiglipTokenizer.canonicalize_text: punctuation removed, re.sub(r"\s+", " "), strip().
+std::string siglip_canonicalize(std::string_view text) {
+  std::string out;
+  bool in_space = false;
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t length = 0;
+    const char32_t c = unicode::decode_at(text, pos, length);
+    pos += length;
+    if (is_ascii_punctuation(c)) continue;
+    if (unicode::is_python_space(c)) {
+      if (!in_space) out.push_back(' ');
+      in_space = true;
+      continue;
+    }
+    in_space = false;
+    unicode::append_utf8(out, c);
+  }
+  return std::string(unicode::strip(out));
+}
+
+bool is_special_content(const Impl& impl, const std::string& token) {
+  const auto added = impl.added_by_content.find(token);
+  return added != impl.added_by_content.end() && impl.special_ids.count(impl.added_tokens[added->second].id) > 0;
+}
+
+// PreTrainedTokenizer.tokenize with do_lower_case (SigLIP): every character
+// lower-cased on its own (the pattern's "(.+?)"), special tokens kept.
+std::string lower_case_outside_specials(const Impl& impl, std::string_view text) {
+  std::string out;
+  for (std::size_t pos = 0; pos < text.size();) {
+    const AddedToken* special = nullptr;
+    for (const std::size_t index : impl.added_by_first_byte[0][static_cast<unsigned char>(text[pos])]) {
+      const AddedToken& token = impl.added_tokens[index];
+      if (impl.special_ids.count(token.id) && text.compare(pos, token.content.size(), token.content) == 0) {
+        special = &token;
+        break;
+      }
+    }
+    if (special != nullptr) {
+      out += special->content;
+      pos += special->content.size();
+      continue;
+    }
+    std::size_t length = 0;
+    unicode::decode_at(text, pos, length);
+    out += unicode::to_lower(text.substr(pos, length));
+    pos += length;
+  }
+  return out;
+}
+
+// The class's _tokenize of one stretch of text between added tokens.
+std::vector<std::string> sentencepiece_pieces(const Impl& impl, std::string_view stretch) {
+  const SentencePieceModel& model = *impl.sentencepiece;
+  const SentencePieceRules& rules = impl.sentencepiece_rules;
+  std::string text(stretch);
+  switch (rules.kind) {
+    case SentencePieceClass::InternLM2:
+    case SentencePieceClass::LlamaLegacy:
+      return model.encode_pieces(text);
+    case SentencePieceClass::Llama:
+      if (text.compare(0, kSpieceUnderline.size(), kSpieceUnderline) != 0 && (text.empty() || text[0] != ' ')) {
+        return model.encode_pieces(text);
+      }
+      break;
+    case SentencePieceClass::Siglip:
+      text = siglip_canonicalize(text);
+      break;
+  }
+  // With the dummy prefix off, a leading "▁" would be dropped: encode behind
+  // the unk token's text and cut its pieces off.
+  std::vector<std::string> pieces = model.encode_pieces(rules.unk_token + text);
+  if (pieces.size() < rules.unk_token_pieces) return pieces;
+  return {pieces.begin() + static_cast<std::ptrdiff_t>(rules.unk_token_pieces), pieces.end()};
+}
+
+std::vector<std::int32_t> encode_sentencepiece(const Impl& impl, std::string_view input) {
+  unicode::check_utf8(input, "text");
+  const SentencePieceRules& rules = impl.sentencepiece_rules;
+  std::string text(input);
+  // Llama (non-legacy) and SigLIP: "▁" + text with its "▁" made spaces.
+  const bool prefixed = (rules.kind == SentencePieceClass::Llama && rules.add_prefix_space && !text.empty()) ||
+                        rules.kind == SentencePieceClass::Siglip;
+  if (prefixed) text = std::string(kSpieceUnderline) + replace_literal(std::move(text), kSpieceUnderline, " ");
+  if (rules.kind == SentencePieceClass::Siglip) text = lower_case_outside_specials(impl, text);
+  std::vector<std::string> tokens;
+  std::vector<const AddedToken*> added;  // per token: the added token it is, or null
+  for (const Chunk& chunk : split_added_tokens(impl, text, 0)) {
+    if (chunk.added) {
+      tokens.push_back(chunk.added->content);
+      added.push_back(chunk.added);
+      continue;
+    }
+    for (std::string& piece : sentencepiece_pieces(impl, std::string_view(text).substr(chunk.begin, chunk.end - chunk.begin))) {
+      tokens.push_back(std::move(piece));
+      added.push_back(nullptr);
+    }
+  }
+  // A lone "▁" before a special token is dropped (Llama non-legacy, SigLIP).
+  std::size_t first = 0;
+  if (prefixed && tokens.size() > 1 && tokens[0] == kSpieceUnderline && added[1] != nullptr &&
+      impl.special_ids.count(added[1]->id)) {
+    first = 1;
+  }
+  // convert_tokens_to_ids: an added token's content first, then the model's pieces.
+  std::vector<std::int32_t> ids;
+  for (std::size_t i = first; i < tokens.size(); ++i) {
+    const auto found = impl.added_by_content.find(tokens[i]);
+    ids.push_back(found != impl.added_by_content.end() ? impl.added_tokens[found->second].id
+                                                       : impl.sentencepiece->piece_id_or_unknown(tokens[i]));
+  }
+  return ids;
+}
+
+// The class's convert_tokens_to_string of a run of tokens (no legacy added tokens).
+std::string sentencepiece_tokens_to_string(const Impl& impl, std::vector<std::string> tokens) {
+  const SentencePieceModel& model = *impl.sentencepiece;
+  const SentencePieceRules& rules = impl.sentencepiece_rules;
+  const bool llama = rules.kind == SentencePieceClass::Llama || rules.kind == SentencePieceClass::LlamaLegacy;
+  // Llama: "since we manually add the prefix space, we have to remove it when decoding".
+  if (llama && rules.add_prefix_space && !tokens.empty() && tokens[0].compare(0, kSpieceUnderline.size(), kSpieceUnderline) == 0) {
+    tokens[0] = tokens[0].substr(kSpieceUnderline.size());
+  }
+  std::string out;
+  std::vector<std::string> pieces;
+  bool previous_special = false;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (is_special_content(impl, tokens[i])) {
+      const bool space = llama ? !previous_special && i != 0 && rules.kind == SentencePieceClass::LlamaLegacy
+                               : !previous_special;
+      if (space) out += ' ';
+      out += model.decode_pieces(pieces) + tokens[i];
+      pieces.clear();
+      previous_special = true;
+    } else {
+      if (llama && previous_special && i == 1 && rules.add_prefix_space &&
+          tokens[i].compare(0, kSpieceUnderline.size(), kSpieceUnderline) != 0) {
+        out += ' ';
+      }
+      pieces.push_back(tokens[i]);
+      previous_special = false;
+    }
+  }
+  out += model.decode_pieces(pieces);
+  switch (rules.kind) {
+    case SentencePieceClass::InternLM2:
+      // It always cleans up, then puts a space before the text that [1:] removes again.
+      return clean_up_tokenization(std::move(out));
+    case SentencePieceClass::Siglip:
+      return std::string(unicode::strip(out));
+    case SentencePieceClass::Llama:
+    case SentencePieceClass::LlamaLegacy:
+      break;
+  }
+  return out;
+}
+
+std::string tokens_to_string(const Impl& impl, std::vector<std::string> tokens) {
+  if (impl.sentencepiece) return sentencepiece_tokens_to_string(impl, std::move(tokens));
+  return run_decoder(impl.decoder, std::move(tokens));
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------- Impl setup
+
+std::optional<std::int32_t> Tokenizer::Impl::base_token_to_id(std::string_view token) const {
+  if (sentencepiece) return sentencepiece->piece_id(token);
+  return model->token_to_id(token);
+}
+
+const std::string* Tokenizer::Impl::base_id_to_token(std::int32_t id) const {
+  if (sentencepiece) return sentencepiece->piece(id);
+  return model->id_to_token(id);
+}
+
+std::size_t Tokenizer::Impl::base_vocab_size() const {
+  return sentencepiece ? sentencepiece->size() : model->vocab_size();
+}
+
+std::int32_t Tokenizer::Impl::base_id_end() const {
+  return sentencepiece ? static_cast<std::int32_t>(sentencepiece->size()) : model->id_end();
+}
 
 void Tokenizer::Impl::add_token(const AddedToken& token) {
   const auto existing = added_by_id.find(token.id);
@@ -552,18 +746,31 @@ void Tokenizer::Impl::index_added_tokens() {
 
 // ------------------------------------------------------------------- public
 
-std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
-  std::vector<std::int32_t> ids = encode_text(*impl_, text);
-  if (!add_special_tokens) return ids;
-  std::vector<std::int32_t> out(impl_->prefix_ids);
+namespace {
+std::vector<std::int32_t> encode_any(const Impl& impl, std::string_view text) {
+  return impl.sentencepiece ? encode_sentencepiece(impl, text) : encode_text(impl, text);
+}
+
+// The post-processor's ids around `ids` (SigLIP: the suffix only when absent).
+std::vector<std::int32_t> with_special_tokens(const Impl& impl, const std::vector<std::int32_t>& ids) {
+  std::vector<std::int32_t> out(impl.prefix_ids);
   out.insert(out.end(), ids.begin(), ids.end());
-  out.insert(out.end(), impl_->suffix_ids.begin(), impl_->suffix_ids.end());
+  const bool present = impl.suffix_if_absent && !impl.suffix_ids.empty() && ids.size() >= impl.suffix_ids.size() &&
+                       std::equal(impl.suffix_ids.rbegin(), impl.suffix_ids.rend(), ids.rbegin());
+  if (!present) out.insert(out.end(), impl.suffix_ids.begin(), impl.suffix_ids.end());
   return out;
+}
+}  // namespace
+
+std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  std::vector<std::int32_t> ids = encode_any(*impl_, text);
+  if (!add_special_tokens) return ids;
+  return with_special_tokens(*impl_, ids);
 }
 
 std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens,
                                             std::size_t max_length) const {
-  std::vector<std::int32_t> ids = encode_text(*impl_, text);
+  std::vector<std::int32_t> ids = encode_any(*impl_, text);
   const std::size_t specials = add_special_tokens ? impl_->prefix_ids.size() + impl_->suffix_ids.size() : 0;
   if (max_length < specials) {
     throw Error(ErrorCode::InvalidArgument, fmt::format("max_length {} cannot hold the {} special tokens the tokenizer adds",
@@ -626,12 +833,12 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skip_sp
   std::vector<std::string> parts;
   std::vector<std::string> current;
   for (const std::int32_t id : ids) {
-    if (impl.decode_skips_unknown_ids && !impl.added_by_id.count(id) && !impl.model->id_to_token(id)) continue;
+    if (impl.decode_skips_unknown_ids && !impl.added_by_id.count(id) && !impl.base_id_to_token(id)) continue;
     const std::string& token = token_of(impl, id);
     if (skip_special_tokens && impl.special_ids.count(id)) continue;
     if (impl.legacy_decode_ids.count(id)) {
       if (!current.empty()) {
-        std::string text = run_decoder(impl.decoder, std::move(current));
+        std::string text = tokens_to_string(impl, std::move(current));
         if (!text.empty()) parts.push_back(std::move(text));
         current.clear();
       }
@@ -640,7 +847,7 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skip_sp
       current.push_back(token);
     }
   }
-  if (!current.empty()) parts.push_back(run_decoder(impl.decoder, std::move(current)));
+  if (!current.empty()) parts.push_back(tokens_to_string(impl, std::move(current)));
   std::string text = join(parts, impl.spaces_between_special_tokens ? " " : "");
   return impl.clean_up_tokenization_spaces ? clean_up_tokenization(std::move(text)) : text;
 }
@@ -648,20 +855,20 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skip_sp
 std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const {
   const auto added = impl_->added_by_content.find(std::string(token));
   if (added != impl_->added_by_content.end()) return impl_->added_tokens[added->second].id;
-  return impl_->model->token_to_id(token);
+  return impl_->base_token_to_id(token);
 }
 
 std::optional<std::string> Tokenizer::id_to_token(std::int32_t id) const {
   const auto added = impl_->added_by_id.find(id);
   if (added != impl_->added_by_id.end()) return impl_->added_tokens[added->second].content;
-  if (const std::string* token = impl_->model->id_to_token(id)) return *token;
+  if (const std::string* token = impl_->base_id_to_token(id)) return *token;
   return std::nullopt;
 }
 
-std::size_t Tokenizer::vocab_size() const { return impl_->model->vocab_size(); }
+std::size_t Tokenizer::vocab_size() const { return impl_->base_vocab_size(); }
 
 std::size_t Tokenizer::id_end() const {
-  std::int32_t end = impl_->model->id_end();
+  std::int32_t end = impl_->base_id_end();
   for (const AddedToken& token : impl_->added_tokens) end = std::max(end, token.id + 1);
   return static_cast<std::size_t>(end);
 }

@@ -1,8 +1,8 @@
-// Hugging Face-compatible BPE tokenizers (Qwen2/Qwen2-VL, GPT-2 style
-// byte-level BPE, CLIP, and the Llama family: Llama-2/3, Vicuna, Mistral,
-// Yi, llava-hf), loaded from a model folder.
+// Hugging Face-compatible tokenizers (Qwen2/Qwen2-VL, GPT-2 style
+// byte-level BPE, CLIP, the Llama family: Llama-2/3, Vicuna, Mistral, Yi,
+// llava-hf; InternLM2 and SigLIP through SentencePiece), loaded from a model folder.
 //
-// Two file layouts are understood:
+// Three file layouts are understood:
 //  * `tokenizer.json` (the HF "fast" format): normalizer, pre_tokenizer, BPE
 //    model (byte fallback included), added_tokens, post_processor and decoder
 //    are read from it and run as the Rust `tokenizers` library runs them; a
@@ -11,8 +11,11 @@
 //  * `vocab.json` + `merges.txt` (+ `tokenizer_config.json`) as the "slow"
 //    Python classes ship them; the flavour (Qwen2, GPT-2, CLIP) comes from
 //    `tokenizer_class` and reproduces that Python class exactly.
-// A SentencePiece `tokenizer.model` alone is not read (Error(Unsupported)
-// says how to convert it to tokenizer.json).
+//  * a SentencePiece `tokenizer.model` / `spiece.model` (+
+//    `tokenizer_config.json`), run by libsentencepiece as transformers' slow
+//    class of `tokenizer_class` runs it: InternLM2Tokenizer, LlamaTokenizer
+//    (legacy or not), SiglipTokenizer. InternLM2Tokenizer folders use it even
+//    beside a tokenizer.json (InternVL loads them with use_fast=False).
 //
 // Thread safety: a Tokenizer is immutable after loading (its BPE cache is
 // internally locked); every const method may be called concurrently. Copies
@@ -43,9 +46,10 @@ struct AddedToken {
 
 /// Which files `Tokenizer::load` reads.
 enum class TokenizerFormat {
-  Auto,  ///< tokenizer.json if present, else vocab.json + merges.txt.
+  Auto,  ///< tokenizer.json, else vocab.json + merges.txt, else a SentencePiece model (InternLM2Tokenizer: that first).
   Fast,  ///< tokenizer.json (required).
   Slow,  ///< vocab.json + merges.txt (+ tokenizer_config.json); mirrors the Python classes.
+  SentencePiece,  ///< tokenizer.model or spiece.model (+ tokenizer_config.json); the slow SentencePiece classes.
 };
 
 enum class Padding {
@@ -75,9 +79,10 @@ class Tokenizer {
  public:
   /// Loads the tokenizer files of a model folder. Throws Error(InvalidModel)
   /// naming the file (and line, for JSON and merges.txt) when files are
-  /// missing or malformed, Error(Unsupported) for a tokenizer.json component
-  /// this implementation does not have (e.g. a Unigram model) and for a
-  /// folder whose only tokenizer is a SentencePiece tokenizer.model.
+  /// missing or malformed (a folder with no tokenizer at all: the files it
+  /// would need), Error(Unsupported) for a tokenizer.json component this
+  /// implementation does not have (e.g. a Unigram model) and for a
+  /// SentencePiece folder of another tokenizer_class.
   static Tokenizer load(const std::string& model_dir, TokenizerFormat format = TokenizerFormat::Auto);
 
   /// Token ids of `text` (UTF-8; Error(InvalidArgument) if invalid).
@@ -116,7 +121,7 @@ class Tokenizer {
   std::optional<std::int32_t> unk_id() const;
   /// `model_max_length` of tokenizer_config.json (CLIP: 77), if it is sane.
   std::optional<std::size_t> model_max_length() const;
-  /// "qwen2", "gpt2", "clip" (slow files) or "tokenizer.json".
+  /// "qwen2", "gpt2", "clip" (slow files), "tokenizer.json" or "sentencepiece".
   const std::string& flavour() const;
 
   struct Impl;

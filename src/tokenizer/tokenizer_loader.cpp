@@ -135,7 +135,7 @@ AddedToken parse_added_token(const json& entry, std::int32_t id, const std::stri
 std::optional<std::int32_t> id_of(const Impl& impl, const std::string& token) {
   const auto added = impl.added_by_content.find(token);
   if (added != impl.added_by_content.end()) return impl.added_tokens[added->second].id;
-  return impl.model->token_to_id(token);
+  return impl.base_token_to_id(token);
 }
 
 // Reads bos/eos/pad/unk names from a config and resolves them to ids. A
@@ -177,7 +177,7 @@ void register_special_names(Impl& impl, const SpecialNames& names) {
     } else {
       // Like the Python classes, a special token missing from the files is
       // appended as a new token after all existing ids.
-      const std::size_t end = std::max<std::size_t>(impl.model->id_end(), impl.added_tokens.empty() ? 0 :
+      const std::size_t end = std::max<std::size_t>(impl.base_id_end(), impl.added_tokens.empty() ? 0 :
                                                     static_cast<std::size_t>(impl.added_tokens.back().id) + 1);
       id = static_cast<std::int32_t>(end);
     }
@@ -689,28 +689,175 @@ std::shared_ptr<Impl> load_fast(const std::string& dir) {
   return impl;
 }
 
+// ------------------------------------------------------------ SentencePiece
+
+// The SentencePiece model file of a folder: tokenizer.model (Llama, InternLM2)
+// or spiece.model (SigLIP, T5); "" when there is none.
+std::string sentencepiece_file(const std::string& dir) {
+  for (const char* name : {"tokenizer.model", "spiece.model"}) {
+    const std::string path = util::join_path(dir, name);
+    if (util::file_exists(path)) return path;
+  }
+  return "";
+}
+
+std::string tokenizer_class_of(const std::string& dir) {
+  const std::string config_path = util::join_path(dir, "tokenizer_config.json");
+  if (!util::file_exists(config_path)) return "";
+  const json config = parse_json_file(config_path);
+  if (!config.is_object()) return "";
+  std::string name = string_field(config, "tokenizer_class", config_path, "tokenizer_class");
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, "Fast") == 0) name.resize(name.size() - 4);
+  return name;
+}
+
+// A tokenizer.model / spiece.model folder as transformers' slow class of its
+// tokenizer_config.json runs it (InternLM2Tokenizer, LlamaTokenizer,
+// SiglipTokenizer): the model through libsentencepiece, the added tokens of
+// tokenizer_config.json / added_tokens.json split off first, the class's
+// special tokens and prefix rules.
+std::shared_ptr<Impl> load_sentencepiece(const std::string& dir) {
+  const std::string model_path = sentencepiece_file(dir);
+  if (model_path.empty()) {
+    throw Error(ErrorCode::InvalidModel,
+                fmt::format("{}: no SentencePiece model (tokenizer.model or spiece.model)", dir));
+  }
+  const std::string config_path = util::join_path(dir, "tokenizer_config.json");
+  const json config = util::file_exists(config_path) ? parse_json_file(config_path) : json::object();
+  if (!config.is_object()) bad_field(config_path, "top level", "must be a JSON object");
+  std::string tokenizer_class = tokenizer_class_of(dir);
+  const bool spiece = model_path.size() >= 12 && model_path.compare(model_path.size() - 12, 12, "spiece.model") == 0;
+  if (tokenizer_class.empty()) tokenizer_class = spiece ? "SiglipTokenizer" : "LlamaTokenizer";
+
+  auto impl = std::make_shared<Impl>();
+  SentencePieceRules& rules = impl->sentencepiece_rules;
+  SpecialNames defaults;
+  defaults.unk = "<unk>";
+  defaults.eos = "</s>";
+  bool keep_dummy_prefix = true;
+  bool add_bos = false, add_eos = false;
+  if (tokenizer_class == "InternLM2Tokenizer") {
+    rules.kind = SentencePieceClass::InternLM2;
+    defaults.bos = "<s>";
+    defaults.pad = "</s>";
+    add_bos = bool_field(config, "add_bos_token", config_path, "config", true);
+    add_eos = bool_field(config, "add_eos_token", config_path, "config", false);
+    impl->spaces_between_special_tokens = true;
+  } else if (tokenizer_class == "LlamaTokenizer") {
+    // legacy: None (absent) means True, with a warning, in transformers 4.50.
+    const bool legacy = bool_field(config, "legacy", config_path, "config", true);
+    rules.kind = legacy ? SentencePieceClass::LlamaLegacy : SentencePieceClass::Llama;
+    rules.add_prefix_space = bool_field(config, "add_prefix_space", config_path, "config", true);
+    keep_dummy_prefix = legacy;
+    defaults.bos = "<s>";
+    add_bos = bool_field(config, "add_bos_token", config_path, "config", true);
+    add_eos = bool_field(config, "add_eos_token", config_path, "config", false);
+    impl->spaces_between_special_tokens =
+        bool_field(config, "spaces_between_special_tokens", config_path, "config", false);
+  } else if (tokenizer_class == "SiglipTokenizer") {
+    rules.kind = SentencePieceClass::Siglip;
+    keep_dummy_prefix = false;
+    defaults.pad = "</s>";
+    add_eos = true;
+    impl->suffix_if_absent = true;
+    impl->spaces_between_special_tokens = true;
+    if (!bool_field(config, "do_lower_case", config_path, "config", true)) {
+      throw Error(ErrorCode::Unsupported, fmt::format("{}: SiglipTokenizer with do_lower_case false is not supported",
+                                                      config_path));
+    }
+  } else {
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("{}: tokenizer_class \"{}\" over {} is not supported (SentencePiece folders: "
+                            "InternLM2Tokenizer, LlamaTokenizer, SiglipTokenizer)",
+                            config_path, tokenizer_class, model_path));
+  }
+  impl->flavour = "sentencepiece";
+  impl->sentencepiece = std::make_shared<const SentencePieceModel>(model_path, keep_dummy_prefix);
+
+  // Added tokens: added_tokens_decoder (id -> AddedToken), then added_tokens.json.
+  const auto decoder_entries = config.find("added_tokens_decoder");
+  if (decoder_entries != config.end() && decoder_entries->is_object()) {
+    for (const auto& [key, entry] : decoder_entries->items()) {
+      std::int32_t id = 0;
+      try {
+        id = std::stoi(key);
+      } catch (const std::exception&) {
+        bad_field(config_path, "added_tokens_decoder key '" + key + "'", "must be an integer id");
+      }
+      impl->add_token(parse_added_token(entry, id, config_path, "added_tokens_decoder." + key));
+    }
+  }
+  const std::string added_path = util::join_path(dir, "added_tokens.json");
+  if (util::file_exists(added_path)) {
+    for (const auto& [content, id] : parse_vocab(parse_json_file(added_path), added_path, "added tokens")) {
+      if (impl->added_by_id.count(id)) continue;
+      AddedToken token;
+      token.content = content;
+      token.id = id;
+      impl->add_token(token);
+    }
+  }
+  impl->index_added_tokens();
+  const SpecialNames names = read_special_names(config, config_path, defaults);
+  register_special_names(*impl, names);
+  impl->model_max_length = max_length_field(config);
+  impl->clean_up_tokenization_spaces = bool_field(config, "clean_up_tokenization_spaces", config_path, "config");
+  if (rules.kind == SentencePieceClass::InternLM2) {
+    // InternLM2Tokenizer's bos_token_id / eos_token_id are the model's own.
+    const SentencePieceModel& model = *impl->sentencepiece;
+    if (model.bos_id() >= 0) impl->bos = model.bos_id();
+    if (model.eos_id() >= 0) impl->eos = model.eos_id();
+  }
+  if (rules.kind == SentencePieceClass::Llama || rules.kind == SentencePieceClass::Siglip) {
+    rules.unk_token = names.unk.value_or("<unk>");
+    rules.unk_token_pieces = impl->sentencepiece->encode_pieces(rules.unk_token).size();
+  }
+  if (add_bos && !impl->bos) bad_field(config_path, "add_bos_token", "is true but there is no bos_token");
+  if (add_eos && !impl->eos) bad_field(config_path, "eos_token", "is needed but there is none");
+  if (add_bos) impl->prefix_ids.push_back(*impl->bos);
+  if (add_eos) impl->suffix_ids.push_back(*impl->eos);
+
+  // Decode as _decode does: added tokens that are not special (and
+  // additional special tokens beyond the model) are joined apart.
+  std::unordered_set<std::string> special_contents;
+  for (const auto* name : {&names.bos, &names.eos, &names.unk, &names.pad}) {
+    if (*name) special_contents.insert(**name);
+  }
+  special_contents.insert(names.additional.begin(), names.additional.end());
+  for (const AddedToken& token : impl->added_tokens) {
+    if (!special_contents.count(token.content)) impl->legacy_decode_ids.insert(token.id);
+  }
+  for (const std::string& content : names.additional) {
+    const auto id = id_of(*impl, content);
+    if (id && *id >= impl->base_id_end()) impl->legacy_decode_ids.insert(*id);
+  }
+  return impl;
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::load(const std::string& model_dir, TokenizerFormat format) {
+  switch (format) {
+    case TokenizerFormat::Fast: return Tokenizer(load_fast(model_dir));
+    case TokenizerFormat::Slow: return Tokenizer(load_slow(model_dir));
+    case TokenizerFormat::SentencePiece: return Tokenizer(load_sentencepiece(model_dir));
+    case TokenizerFormat::Auto: break;
+  }
   const bool has_fast = util::file_exists(util::join_path(model_dir, "tokenizer.json"));
   const bool has_slow = util::file_exists(util::join_path(model_dir, "vocab.json"));
-  const std::string sentencepiece_path = util::join_path(model_dir, "tokenizer.model");
-  const bool wanted_file_missing = format == TokenizerFormat::Fast ? !has_fast
-                                   : format == TokenizerFormat::Slow ? !has_slow
-                                                                     : !has_fast && !has_slow;
-  if (wanted_file_missing && util::file_exists(sentencepiece_path)) {
-    // Llama-2-era checkpoints may ship only the SentencePiece model, which
-    // transformers converts when it loads it; this library reads the result.
-    throw Error(ErrorCode::Unsupported,
-                fmt::format("{}: a SentencePiece tokenizer.model without tokenizer.json is not supported; convert it "
-                            "once with transformers, e.g. AutoTokenizer.from_pretrained(dir).save_pretrained(dir), "
-                            "which writes tokenizer.json next to it",
-                            sentencepiece_path));
+  const bool has_sentencepiece = !sentencepiece_file(model_dir).empty();
+  // InternVL's chat() loads InternLM2Tokenizer with use_fast=False: its
+  // tokenizer.model is the reference even where a tokenizer.json lies beside it.
+  if (has_sentencepiece && tokenizer_class_of(model_dir) == "InternLM2Tokenizer") {
+    return Tokenizer(load_sentencepiece(model_dir));
   }
-  if (format == TokenizerFormat::Fast || (format == TokenizerFormat::Auto && has_fast)) {
-    return Tokenizer(load_fast(model_dir));
-  }
-  return Tokenizer(load_slow(model_dir));
+  if (has_fast) return Tokenizer(load_fast(model_dir));
+  if (has_slow) return Tokenizer(load_slow(model_dir));
+  if (has_sentencepiece) return Tokenizer(load_sentencepiece(model_dir));
+  throw Error(ErrorCode::InvalidModel,
+              fmt::format("{}: no tokenizer: the folder has none of tokenizer.json, vocab.json + merges.txt, or a "
+                          "SentencePiece tokenizer.model / spiece.model",
+                          model_dir));
 }
 
 }  // namespace imgjudge::tokenizer

@@ -484,9 +484,10 @@ at::Tensor MultimodalJudge::last_hidden(const Prefix& prefix, const std::vector<
 // Exact: the word's own token as written (its first token if the tokenizer
 // splits it). Any: every single-token spelling among the word, its
 // lower/upper-case-first variants, each with and without a leading space.
+// Each spelling is tokenized as the family says an answer starts
+// (MultimodalLM::answer_tokens).
 TokenIds MultimodalJudge::answer_token_ids(const std::string& word, AnswerSpellings spellings) const {
   if (word.empty()) throw Error(ErrorCode::InvalidArgument, "answer word is empty");
-  const tokenizer::Tokenizer& tok = model_->tokenizer();
   TokenIds ids;
   if (spellings == AnswerSpellings::Any) {
     std::string lower = word, upper = word;
@@ -494,7 +495,7 @@ TokenIds MultimodalJudge::answer_token_ids(const std::string& word, AnswerSpelli
     upper[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
     for (const std::string& s : {word, upper, lower}) {
       for (const std::string& spelling : {s, " " + s}) {
-        const auto encoded = tok.encode(spelling, false);
+        const auto encoded = model_->answer_tokens(spelling);
         if (encoded.size() == 1 && std::find(ids.begin(), ids.end(), encoded[0]) == ids.end()) {
           ids.push_back(encoded[0]);
         }
@@ -502,7 +503,7 @@ TokenIds MultimodalJudge::answer_token_ids(const std::string& word, AnswerSpelli
     }
   }
   if (ids.empty()) {
-    const auto encoded = tok.encode(word, false);
+    const auto encoded = model_->answer_tokens(word);
     if (encoded.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("answer word '{}' encodes to no token", word));
     ids.push_back(encoded.front());
   }
