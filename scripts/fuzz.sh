@@ -40,12 +40,22 @@ mkdir -p "$logs" "$build/fuzz-artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# Targets that read JSON get a dictionary of its structure and the keys model
+# folders use, and inputs up to 256 KiB: deep nesting and huge value lists
+# (which once overflowed the stack and took gigabytes) are within reach.
+json_options() {
+  case $1 in
+    hf_config | tokenizer_json | safetensors | reasoning) echo "-dict=tests/fuzz/dict/json.dict -max_len=262144" ;;
+  esac
+}
+
 run_target() {
   local name=$1
   local work="$build/fuzz-corpus/$name"
   mkdir -p "$work"
   # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: unbounded memory is a bug.
-  "$build/tests/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  # shellcheck disable=SC2046 # json_options is a list of options
+  "$build/tests/fuzz/fuzz_$name" $(json_options "$name") -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$name-" \
     "$work" "tests/fuzz/corpus/$name/" >"$logs/$name.log" 2>&1
 }

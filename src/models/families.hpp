@@ -57,7 +57,7 @@ struct Family {
   const char* image_token_key = nullptr;
   /// Other added tokens the family's prompts need ("<img>", "</img>" around
   /// InternVL's image rows); make-random-model adds those a tokenizer lacks.
-  std::vector<const char*> prompt_tokens;
+  std::vector<const char*> prompt_tokens{};
   /// The chat template the published checkpoints ship (null: none).
   const std::string& (*chat_template)() = nullptr;
 };

@@ -216,6 +216,23 @@ EncodedImage InternVLModel::encode_image(const Image& image, const CallContext* 
   return encoded;
 }
 
+std::optional<ImageFootprint> InternVLModel::image_footprint(const Image& image) const {
+  std::int64_t tiles = 1;
+  if (config_.processor.dynamic) {
+    const auto grid = internvl_tile_grid(image.width, image.height, config_.processor);
+    tiles = grid[0] * grid[1];
+    if (config_.processor.use_thumbnail && tiles > 1) ++tiles;
+  }
+  const std::int64_t side = config_.processor.tile_size;
+  ImageFootprint footprint;
+  footprint.pixel_values = tiles * 3 * side * side;
+  footprint.vision_tokens = tiles * (config_.grid() * config_.grid() + 1);  // + the class token
+  footprint.vision_hidden = config_.vision.vit.encoder.hidden_size;
+  footprint.vision_intermediate = config_.vision.vit.encoder.intermediate_size;
+  footprint.lm_tokens = tiles * config_.tokens_per_tile();
+  return footprint;
+}
+
 std::vector<std::int32_t> InternVLModel::answer_tokens(const std::string& spelling) const {
   const tokenizer::Tokenizer& tok = tokenizer();
   const std::string& opening = chat_template().variant().assistant_role;  // "<|im_start|>assistant\n"

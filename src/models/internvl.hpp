@@ -67,6 +67,7 @@ class InternVLModel final : public MultimodalLM {
   const InternVLConfig& config() const { return config_; }
   bool has_vision() const override { return true; }
   EncodedImage encode_image(const Image& image, const CallContext* call) const override;
+  std::optional<ImageFootprint> image_footprint(const Image& image) const override;
   /// The first answer token as it follows the assistant's turn opening
   /// (SentencePiece tokenizers spell a word there without the "▁" they put
   /// before a text of its own).

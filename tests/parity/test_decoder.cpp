@@ -131,7 +131,7 @@ TEST_CASE("decoder config reads flat and text_config-nested layouts", "[parity][
 
 TEST_CASE("decoder matches the golden Qwen2 fixtures (2 and 4 layers)", "[parity][decoder]") {
   at::set_num_threads(1);
-  for (const std::string dir : {qwen_test::fixture_dir("qwen2"), deep_dir()}) {
+  for (const std::string& dir : {qwen_test::fixture_dir("qwen2"), deep_dir()}) {
     INFO(dir);
     const auto decoder = load_fixture_decoder(dir);
     const qwen_test::TensorFile expected(dir + "/outputs.safetensors");
