@@ -357,8 +357,10 @@ IMGJUDGE_EXTERN imgjudge_status imgjudge_judge_rgb(imgjudge_verdict **out, const
 
 /** The decision on an image. */
 typedef enum imgjudge_decision {
-  IMGJUDGE_DECISION_SAFE = 0,   /**< No rule of the constitution is violated. */
-  IMGJUDGE_DECISION_UNSAFE = 1  /**< At least one rule is violated. */
+  IMGJUDGE_DECISION_SAFE = 0,   /**< No rule of the constitution is violated and none needs review. */
+  IMGJUDGE_DECISION_UNSAFE = 1, /**< At least one rule is violated. */
+  IMGJUDGE_DECISION_REVIEW = 2  /**< None is violated, but a rule stayed uncertain and its constitution
+                                     says `uncertain = "review"`: route the image to a person. */
 } imgjudge_decision;
 
 /** Frees a verdict. NULL is a no-op. */
@@ -390,7 +392,19 @@ IMGJUDGE_EXTERN imgjudge_status imgjudge_verdict_violated_rule_id(const char **o
                                                                   const imgjudge_verdict *verdict,
                                                                   size_t index);
 
-/** The full verdict as one line of JSON, schema "imgjudge.verdict/1"
+/** Number of rules that need review (decision IMGJUDGE_DECISION_REVIEW when
+ *  no rule is violated).
+ *  @param[out] out_count  Receives the count (0 on failure). */
+IMGJUDGE_EXTERN imgjudge_status imgjudge_verdict_review_rule_count(size_t *out_count,
+                                                                   const imgjudge_verdict *verdict);
+
+/** Id of the rule needing review at `index` (0-based, in constitution order);
+ *  owned by the verdict. IMGJUDGE_INVALID_ARGUMENT for an index out of range. */
+IMGJUDGE_EXTERN imgjudge_status imgjudge_verdict_review_rule_id(const char **out_id,
+                                                                const imgjudge_verdict *verdict,
+                                                                size_t index);
+
+/** The full verdict as one line of JSON, schema "imgjudge.verdict/2"
  *  (docs/verdict-json.md): per-rule relevance, per-precondition scores and
  *  priors, the stage that decided, rationales, timings, model ids and the
  *  constitution hash.

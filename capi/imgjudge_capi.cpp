@@ -484,7 +484,11 @@ imgjudge_status imgjudge_verdict_decision(imgjudge_decision* out_decision,
   return guarded(__func__, [&](const char* fn) {
     require(out_decision, fn, "out_decision");
     require(verdict, fn, "verdict");
-    *out_decision = verdict->value.unsafe() ? IMGJUDGE_DECISION_UNSAFE : IMGJUDGE_DECISION_SAFE;
+    switch (verdict->value.decision) {
+      case imgjudge::Decision::Safe: *out_decision = IMGJUDGE_DECISION_SAFE; break;
+      case imgjudge::Decision::Review: *out_decision = IMGJUDGE_DECISION_REVIEW; break;
+      case imgjudge::Decision::Unsafe: *out_decision = IMGJUDGE_DECISION_UNSAFE; break;
+    }
   });
 }
 
@@ -504,6 +508,30 @@ imgjudge_status imgjudge_verdict_violated_rule_count(size_t* out_count,
     require(out_count, fn, "out_count");
     require(verdict, fn, "verdict");
     *out_count = verdict->value.violated_rules.size();
+  });
+}
+
+imgjudge_status imgjudge_verdict_review_rule_count(size_t* out_count, const imgjudge_verdict* verdict) {
+  if (out_count != nullptr) *out_count = 0;
+  return guarded(__func__, [&](const char* fn) {
+    require(out_count, fn, "out_count");
+    require(verdict, fn, "verdict");
+    *out_count = verdict->value.review_rules.size();
+  });
+}
+
+imgjudge_status imgjudge_verdict_review_rule_id(const char** out_id, const imgjudge_verdict* verdict,
+                                                size_t index) {
+  clear_out(out_id);
+  return guarded(__func__, [&](const char* fn) {
+    require(out_id, fn, "out_id");
+    require(verdict, fn, "verdict");
+    const auto& review = verdict->value.review_rules;
+    if (index >= review.size()) {
+      throw_invalid_argument(fn, "index " + std::to_string(index) + " is out of range (the verdict has " +
+                                     std::to_string(review.size()) + " rules that need review)");
+    }
+    *out_id = review[index].c_str();
   });
 }
 

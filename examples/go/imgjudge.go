@@ -354,6 +354,15 @@ func (v *Verdict) Unsafe() bool {
 	return flag != 0
 }
 
+// NeedsReview reports whether no rule is violated but one stayed uncertain
+// under `uncertain = "review"`: route the image to a person.
+func (v *Verdict) NeedsReview() bool {
+	defer runtime.KeepAlive(v)
+	decision := C.imgjudge_decision(C.IMGJUDGE_DECISION_UNSAFE)
+	C.imgjudge_verdict_decision(&decision, v.raw)
+	return decision == C.IMGJUDGE_DECISION_REVIEW
+}
+
 // ViolatedRules lists the violated rule ids in constitution order.
 func (v *Verdict) ViolatedRules() []string {
 	defer runtime.KeepAlive(v)
@@ -369,7 +378,7 @@ func (v *Verdict) ViolatedRules() []string {
 	return ids
 }
 
-// JSON is the full verdict, schema "imgjudge.verdict/1".
+// JSON is the full verdict, schema "imgjudge.verdict/2".
 func (v *Verdict) JSON() (string, error) {
 	defer runtime.KeepAlive(v)
 	var json *C.char

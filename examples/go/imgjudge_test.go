@@ -76,7 +76,7 @@ func TestJudgesFilesBytesAndPixels(t *testing.T) {
 		t.Fatalf("rocket: unsafe=%v rules=%v", rocket.Unsafe(), rocket.ViolatedRules())
 	}
 	json, err := rocket.JSON()
-	if err != nil || !strings.Contains(json, `"schema":"imgjudge.verdict/1"`) {
+	if err != nil || !strings.Contains(json, `"schema":"imgjudge.verdict/2"`) {
 		t.Fatalf("json %q, %v", json, err)
 	}
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,15 @@ namespace imgjudge {
 
 /// The largest constitution text read (file or string), in bytes.
 inline constexpr std::size_t kMaxConstitutionBytes = 4u << 20;
+
+/// What a rule whose chain stays uncertain (no item rejected, at least one
+/// item no enabled stage could decide) means for the image.
+enum class UncertainPolicy {
+  Safe,    ///< The rule is not violated (the method as the paper states it).
+  Review,  ///< The image needs a person: decision "review", the rule in review_rules.
+  Unsafe,  ///< The rule counts as violated.
+};
+IMGJUDGE_API const char* uncertain_policy_name(UncertainPolicy policy) noexcept;  ///< "safe" / "review" / "unsafe"
 
 /// Every threshold of the CLUE method. Constitution-wide defaults, optionally
 /// overridden per rule. Defaults are the paper's (docs/constitution-format.md).
@@ -32,6 +42,11 @@ struct Thresholds {
   double small_region_fraction = 0.01;
   /// Run cascaded chain-of-thought reasoning for items that stay uncertain.
   bool cascade = true;
+  /// A rule still uncertain after every enabled stage (docs/constitution-format.md).
+  UncertainPolicy uncertain = UncertainPolicy::Review;
+  /// A rule is violated when its violation score (the weakest item's evidence,
+  /// docs/verdict-json.md) reaches this; 1 = only when every item is accepted.
+  double score_threshold = 1.0;
 };
 
 /// The prompts the Judge asks. `{statement}` is replaced by a precondition statement.
@@ -92,6 +107,9 @@ struct IMGJUDGE_API Constitution {
   /// of a Judge use one definition.
   AnswerSpellings answer_spellings = AnswerSpellings::Exact;
   std::vector<Rule> rules;
+  /// `[categories.<name>]`: threshold overrides for every rule of a category
+  /// (applied over `defaults`, under a rule's own `thresholds`), by category.
+  std::vector<std::pair<std::string, Thresholds>> categories;
   /// "sha256:<hex>" of the normalized constitution (independent of comments,
   /// key order and whitespace); reported in every verdict for audit.
   std::string hash;

@@ -6,20 +6,25 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "imgjudge/constitution.hpp"
 
 namespace imgjudge {
 
-enum class Decision { Safe, Unsafe };
-IMGJUDGE_API const char* decision_name(Decision decision) noexcept;  ///< "safe" / "unsafe"
+enum class Decision {
+  Safe,    ///< No rule is violated and none needs review.
+  Unsafe,  ///< At least one rule is violated.
+  Review,  ///< None is violated, but a rule stayed uncertain under `uncertain = "review"`: route to a person.
+};
+IMGJUDGE_API const char* decision_name(Decision decision) noexcept;  ///< "safe" / "unsafe" / "review"
 
 /// The outcome of one precondition (chain item).
 enum class ItemOutcome {
   Accepted,      ///< The item holds.
   Rejected,      ///< The item does not hold: the rule is not violated.
-  Uncertain,     ///< Still undecided after every enabled stage (counts as not holding).
+  Uncertain,     ///< Still undecided after every enabled stage (the rule's `uncertain` policy decides).
   NotEvaluated,  ///< Skipped by early exit after an earlier item was rejected.
 };
 IMGJUDGE_API const char* item_outcome_name(ItemOutcome outcome) noexcept;
@@ -73,7 +78,17 @@ struct RuleResult {
   Severity severity = Severity::High;
   std::optional<double> relevance;  ///< Best cosine over the rule's relevance texts.
   bool judged = false;    ///< False if relevance scanning skipped the rule.
-  bool violated = false;  ///< True iff every chain item was accepted.
+  /// Every chain item accepted, the violation score at the rule's
+  /// score_threshold, or the chain uncertain under `uncertain = "unsafe"`.
+  bool violated = false;
+  /// No item rejected and at least one uncertain: the rule's `uncertain` policy applied.
+  bool uncertain = false;
+  /// Uncertain under `uncertain = "review"` (and not violated): a person should look.
+  bool review = false;
+  /// In [0, 1]: the weakest item's evidence (accepted 1, rejected or not
+  /// evaluated 0, uncertain the best statement's (M - m0) / (1 - m0) clamped to
+  /// [0, 1]); 0 for a rule that was not judged. docs/verdict-json.md.
+  double score = 0;
   std::vector<ItemResult> items;
 };
 
@@ -92,6 +107,9 @@ struct StageTimings {
 struct IMGJUDGE_API Verdict {
   Decision decision = Decision::Safe;
   std::vector<std::string> violated_rules;  ///< Rule ids, in constitution order.
+  std::vector<std::string> review_rules;    ///< Rules that need review, in constitution order.
+  /// Per category (in order of first appearance): the highest score of its rules.
+  std::vector<std::pair<std::string, double>> category_scores;
   std::vector<RuleResult> rules;            ///< One per rule, in constitution order.
   StageTimings timings;
   int questions_scored = 0;  ///< Yes/no questions asked (with an image).
@@ -108,7 +126,8 @@ struct IMGJUDGE_API Verdict {
 
   bool unsafe() const noexcept { return decision == Decision::Unsafe; }
   const RuleResult* find_rule(const std::string& id) const noexcept;
-  /// The stable JSON form (one line, schema "imgjudge.verdict/1").
+  bool needs_review() const noexcept { return decision == Decision::Review; }
+  /// The stable JSON form (one line, schema "imgjudge.verdict/2").
   std::string to_json() const;
 };
 

@@ -28,7 +28,8 @@ const char* kOutputHelp = R"(output:
   --quiet                   no progress bar
 
 exit status: 0 all images safe, 1 at least one unsafe, 2 usage or setup error,
-             3 at least one image could not be judged (and none was unsafe)
+             3 at least one image could not be judged (and none was unsafe),
+             4 at least one image needs review (and every image was judged, none unsafe)
 )";
 
 void print_human(const std::string& file, const Verdict& v) {
@@ -41,11 +42,16 @@ void print_human(const std::string& file, const Verdict& v) {
   }
   const std::string located = regions == 0 ? "" : fmt::format(", {} regions removed or cropped", regions);
   fmt::print("{}: {}  ({} of {} rules judged, {} questions{}, {} reasoning calls, {:.0f} ms)\n", one_line(file),
-             v.unsafe() ? "UNSAFE" : "safe", judged, v.rules.size(), v.questions_scored, located, v.reasoning_calls,
+             v.unsafe() ? "UNSAFE" : v.needs_review() ? "REVIEW" : "safe", judged, v.rules.size(), v.questions_scored, located, v.reasoning_calls,
              v.timings.total_ms);
   for (const auto& rule : v.rules) {
+    if (rule.review) {
+      fmt::print("  needs review: {} [{}, {}] (uncertain, score {:.2f})\n", rule.id, rule.category,
+                 severity_name(rule.severity), rule.score);
+    }
     if (!rule.violated) continue;
-    fmt::print("  violates {} [{}, {}]\n", rule.id, rule.category, severity_name(rule.severity));
+    fmt::print("  violates {} [{}, {}]{}\n", rule.id, rule.category, severity_name(rule.severity),
+               rule.uncertain ? " (uncertain, counted as unsafe)" : "");
     for (const auto& item : rule.items) {
       if (item.deciding_statement < 0) continue;
       const auto& s = item.statements[item.deciding_statement];
@@ -82,7 +88,7 @@ int run_judge(const Argv& argv) {
 
   const bool json = args.flag("json");
   const Progress progress(args.positionals().size(), !args.flag("quiet"));
-  bool any_unsafe = false, any_failed = false;
+  bool any_unsafe = false, any_failed = false, any_review = false;
   std::size_t done = 0;
   for (const auto& file : args.positionals()) {
     progress.update(done, file);
@@ -91,6 +97,7 @@ int run_judge(const Argv& argv) {
     try {
       const Verdict verdict = judge.judge_file(file, call);
       any_unsafe = any_unsafe || verdict.unsafe();
+      any_review = any_review || verdict.needs_review();
       progress.finish();
       if (json) {
         auto object = nlohmann::json::parse(verdict.to_json());
@@ -115,7 +122,8 @@ int run_judge(const Argv& argv) {
   }
   progress.finish();
   if (any_unsafe) return 1;
-  return any_failed ? 3 : 0;
+  if (any_failed) return 3;
+  return any_review ? 4 : 0;
 }
 
 }  // namespace imgjudge::cli

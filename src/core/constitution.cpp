@@ -116,7 +116,7 @@ class Reader : public util::TomlReader {
 
 const std::set<std::string> kThresholdKeys = {
     "relevance", "reject_factor", "accept_factor", "region_delta",
-    "locator_confidence", "small_region_fraction", "cascade"};
+    "locator_confidence", "small_region_fraction", "cascade", "uncertain", "score_threshold"};
 const std::set<std::string> kQuestionKeys = {"score", "reason", "reason_json"};
 
 // Applies the keys present in `table` on top of `thresholds`. `extra_keys`
@@ -139,6 +139,26 @@ void read_thresholds(const Reader& reader, const toml::table& table, const std::
   number("small_region_fraction", thresholds.small_region_fraction, 0.0, 1.0);
   if (const auto* node = table.get("cascade")) {
     thresholds.cascade = reader.boolean(*node, section + ".cascade");
+  }
+  if (const auto* node = table.get("uncertain")) {
+    const std::string value = reader.string(*node, section + ".uncertain", 16);
+    if (value == "safe") {
+      thresholds.uncertain = UncertainPolicy::Safe;
+    } else if (value == "review") {
+      thresholds.uncertain = UncertainPolicy::Review;
+    } else if (value == "unsafe") {
+      thresholds.uncertain = UncertainPolicy::Unsafe;
+    } else {
+      reader.fail(node->source(),
+                  fmt::format("{}.uncertain must be \"safe\", \"review\" or \"unsafe\", not \"{}\"", section, value));
+    }
+  }
+  if (const auto* node = table.get("score_threshold")) {
+    thresholds.score_threshold = reader.number(*node, section + ".score_threshold", 0.0, 1.0);
+    if (thresholds.score_threshold <= 0.0) {
+      reader.fail(node->source(), fmt::format("{}.score_threshold must be above 0 (0 would violate every judged rule)",
+                                              section));
+    }
   }
 }
 
@@ -211,7 +231,8 @@ std::vector<ChainItem> read_chain(const Reader& reader, const toml::node& node,
 }
 
 Rule read_rule(const Reader& reader, const toml::table& table, std::size_t index,
-               const Thresholds& defaults, const QuestionTemplates& questions) {
+               const Thresholds& defaults, const QuestionTemplates& questions,
+               const std::vector<std::pair<std::string, Thresholds>>& categories) {
   const std::string what = fmt::format("rules[{}]", index);
   reader.check_keys(table,
                     {"id", "category", "severity", "text", "objective_text", "chain",
@@ -245,6 +266,9 @@ Rule read_rule(const Reader& reader, const toml::table& table, std::size_t index
     rule.relevance_texts = reader.strings(*node, rule_what + " relevance_texts", kMaxTextChars, false);
   }
   rule.thresholds = defaults;
+  for (const auto& [category, thresholds] : categories) {
+    if (category == rule.category) rule.thresholds = thresholds;
+  }
   if (const auto* node = table.get("thresholds")) {
     read_thresholds(reader, reader.table(*node, rule_what + " thresholds"), rule_what + " thresholds",
                     rule.thresholds);
@@ -258,13 +282,18 @@ Rule read_rule(const Reader& reader, const toml::table& table, std::size_t index
 }
 
 nlohmann::json thresholds_json(const Thresholds& t) {
-  return {{"relevance", t.relevance},
-          {"reject_factor", t.reject_factor},
-          {"accept_factor", t.accept_factor},
-          {"region_delta", t.region_delta},
-          {"locator_confidence", t.locator_confidence},
-          {"small_region_fraction", t.small_region_fraction},
-          {"cascade", t.cascade}};
+  nlohmann::json json = {{"relevance", t.relevance},
+                         {"reject_factor", t.reject_factor},
+                         {"accept_factor", t.accept_factor},
+                         {"region_delta", t.region_delta},
+                         {"locator_confidence", t.locator_confidence},
+                         {"small_region_fraction", t.small_region_fraction},
+                         {"cascade", t.cascade}};
+  // Only when they differ from the defaults, so the hashes of constitutions
+  // that do not set them stay what they were.
+  if (t.uncertain != UncertainPolicy::Review) json["uncertain"] = uncertain_policy_name(t.uncertain);
+  if (t.score_threshold != 1.0) json["score_threshold"] = t.score_threshold;
+  return json;
 }
 
 nlohmann::json questions_json(const QuestionTemplates& q) {
@@ -390,6 +419,15 @@ const char* severity_name(Severity severity) noexcept {
   return "unknown";
 }
 
+const char* uncertain_policy_name(UncertainPolicy policy) noexcept {
+  switch (policy) {
+    case UncertainPolicy::Safe: return "safe";
+    case UncertainPolicy::Review: return "review";
+    case UncertainPolicy::Unsafe: return "unsafe";
+  }
+  return "unknown";
+}
+
 Constitution Constitution::from_string(const std::string& toml_text, const std::string& source_name) {
   const Reader reader(source_name);
   if (toml_text.size() > kMaxConstitutionBytes) {
@@ -406,7 +444,8 @@ Constitution Constitution::from_string(const std::string& toml_text, const std::
   Constitution c;
   c.source = source_name;
   reader.check_keys(root,
-                    {"schema_version", "name", "version", "description", "defaults", "questions", "rules"},
+                    {"schema_version", "name", "version", "description", "defaults", "categories", "questions",
+                     "rules"},
                     "the top level");
   const auto* schema = root.get("schema_version");
   if (!schema) reader.fail_at_file("missing 'schema_version' (this library reads schema_version = 1)");
@@ -439,6 +478,18 @@ Constitution Constitution::from_string(const std::string& toml_text, const std::
     read_questions(reader, reader.table(*node, "questions"), "questions", c.questions);
   }
 
+  std::set<std::string> used_categories;
+  if (const auto* node = root.get("categories")) {
+    const toml::table& categories = reader.table(*node, "categories");
+    for (auto&& [key, value] : categories) {
+      const std::string category(key.str());
+      const std::string section = fmt::format("categories.{}", category);
+      Thresholds thresholds = c.defaults;
+      read_thresholds(reader, reader.table(value, section), section, thresholds);
+      c.categories.emplace_back(category, thresholds);
+    }
+  }
+
   const auto* rules_node = root.get("rules");
   if (!rules_node) reader.fail_at_file("no rules: add at least one [[rules]] table");
   const auto* rules = rules_node->as_array();
@@ -448,7 +499,9 @@ Constitution Constitution::from_string(const std::string& toml_text, const std::
   std::map<std::string, const toml::node*> seen_ids;
   for (std::size_t i = 0; i < rules->size(); ++i) {
     const auto* node = rules->get(i);
-    Rule rule = read_rule(reader, reader.table(*node, fmt::format("rules[{}]", i)), i, c.defaults, c.questions);
+    Rule rule = read_rule(reader, reader.table(*node, fmt::format("rules[{}]", i)), i, c.defaults, c.questions,
+                          c.categories);
+    used_categories.insert(rule.category);
     auto [it, inserted] = seen_ids.emplace(rule.id, node);
     if (!inserted) {
       const auto& first = it->second->source().begin;
@@ -456,6 +509,13 @@ Constitution Constitution::from_string(const std::string& toml_text, const std::
                                               rule.id, first.line));
     }
     c.rules.push_back(std::move(rule));
+  }
+  // A [categories] table no rule uses is a misspelt category that would change nothing.
+  for (const auto& [category, thresholds] : c.categories) {
+    if (used_categories.count(category) == 0) {
+      reader.fail(root.get("categories")->as_table()->get(category)->source(),
+                  fmt::format("categories.{}: no rule has category \"{}\"", category, category));
+    }
   }
   c.hash = "sha256:" + util::sha256_hex(normalized_json(c));
   return c;

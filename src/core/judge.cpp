@@ -51,6 +51,48 @@ double require_finite(double value, const std::string& model_id, const std::stri
   return value;
 }
 
+// How far M(x,c) rose from the prior toward certainty, in [0, 1]: strategy 1
+// accepts exactly when this exceeds accept_factor.
+double prior_evidence(double score, double prior) {
+  if (!std::isfinite(score) || score <= prior || prior >= 1.0) return 0.0;
+  return std::clamp((score - prior) / (1.0 - prior), 0.0, 1.0);
+}
+
+// An item's evidence for its rule's violation: 1 accepted, 0 rejected or not
+// evaluated, and for an uncertain item its best statement's prior evidence.
+double item_evidence(const ItemResult& item) {
+  switch (item.outcome) {
+    case ItemOutcome::Accepted: return 1.0;
+    case ItemOutcome::Rejected:
+    case ItemOutcome::NotEvaluated: return 0.0;
+    case ItemOutcome::Uncertain: break;
+  }
+  double best = 0.0;
+  for (const auto& s : item.statements) best = std::max(best, prior_evidence(s.score, s.prior));
+  return best;
+}
+
+// A rule's score (its weakest item's evidence), whether it is violated, and
+// what its `uncertain` policy makes of a chain no stage could settle.
+void decide_rule(const Rule& rule, RuleResult& result) {
+  result.score = 0.0;
+  result.violated = result.uncertain = result.review = false;
+  if (!result.judged || result.items.empty()) return;
+  result.score = 1.0;
+  bool any_rejected = false, any_uncertain = false;
+  for (const auto& item : result.items) {
+    result.score = std::min(result.score, item_evidence(item));
+    any_rejected = any_rejected || item.outcome == ItemOutcome::Rejected;
+    any_uncertain = any_uncertain || item.outcome == ItemOutcome::Uncertain;
+  }
+  result.violated = result.score >= rule.thresholds.score_threshold;
+  result.uncertain = !result.violated && !any_rejected && any_uncertain;
+  if (result.uncertain) {
+    result.violated = rule.thresholds.uncertain == UncertainPolicy::Unsafe;
+    result.review = rule.thresholds.uncertain == UncertainPolicy::Review;
+  }
+}
+
 // Strategy 1 of the paper: compare M(x,c) with the language prior m0.
 ItemOutcome classify_against_prior(double score, double prior, const Thresholds& t) {
   if (score - prior < -t.reject_factor * prior) return ItemOutcome::Rejected;
@@ -455,9 +497,15 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
       for (std::size_t r = 0; r < rules.size(); ++r) {
         if (!alive[r] || k >= rules[r].items.size()) continue;
         ItemResult item = evaluate_item(rules[r], rules[r].items[k], scores, call);
-        const bool accepted = item.outcome == ItemOutcome::Accepted;
+        // Early exit: a rejected item settles the rule. An uncertain one
+        // settles it only when uncertainty means "safe" and the score cannot
+        // reach a threshold below 1; otherwise a later rejection still matters.
+        const Thresholds& t = rules[r].rule->thresholds;
+        const bool settled = item.outcome == ItemOutcome::Rejected ||
+                             (item.outcome == ItemOutcome::Uncertain && t.uncertain == UncertainPolicy::Safe &&
+                              t.score_threshold >= 1.0);
         verdict.rules[r].items.push_back(std::move(item));
-        if (!accepted && options.early_exit) alive[r] = false;
+        if (settled && options.early_exit) alive[r] = false;
       }
     }
     verdict.notes.insert(verdict.notes.end(), call.notes.begin(), call.notes.end());
@@ -478,13 +526,20 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
       }
       result.items.push_back(std::move(skipped));
     }
-    result.violated = result.judged && !result.items.empty() &&
-                      std::all_of(result.items.begin(), result.items.end(), [](const ItemResult& item) {
-                        return item.outcome == ItemOutcome::Accepted;
-                      });
+    decide_rule(*rules[r].rule, result);
     if (result.violated) verdict.violated_rules.push_back(result.id);
+    if (result.review) verdict.review_rules.push_back(result.id);
+    auto category = std::find_if(verdict.category_scores.begin(), verdict.category_scores.end(),
+                                 [&](const auto& entry) { return entry.first == result.category; });
+    if (category == verdict.category_scores.end()) {
+      verdict.category_scores.emplace_back(result.category, result.score);
+    } else {
+      category->second = std::max(category->second, result.score);
+    }
   }
-  verdict.decision = verdict.violated_rules.empty() ? Decision::Safe : Decision::Unsafe;
+  verdict.decision = !verdict.violated_rules.empty() ? Decision::Unsafe
+                     : !verdict.review_rules.empty() ? Decision::Review
+                                                     : Decision::Safe;
   verdict.timings.total_ms = elapsed_ms(start);
   return verdict;
 }

@@ -1,4 +1,4 @@
-// Verdict names and the stable JSON form "imgjudge.verdict/1" (docs/verdict-json.md).
+// Verdict names and the stable JSON form "imgjudge.verdict/2" (docs/verdict-json.md).
 #include "imgjudge/verdict.hpp"
 
 #include <cmath>
@@ -22,7 +22,12 @@ json empty_as_null(const std::string& text) { return text.empty() ? json(nullptr
 }  // namespace
 
 const char* decision_name(Decision decision) noexcept {
-  return decision == Decision::Unsafe ? "unsafe" : "safe";
+  switch (decision) {
+    case Decision::Safe: return "safe";
+    case Decision::Unsafe: return "unsafe";
+    case Decision::Review: return "review";
+  }
+  return "unknown";
 }
 
 const char* item_outcome_name(ItemOutcome outcome) noexcept {
@@ -95,12 +100,19 @@ std::string Verdict::to_json() const {
                           {"relevance", optional_number(rule.relevance)},
                           {"judged", rule.judged},
                           {"violated", rule.violated},
+                          {"uncertain", rule.uncertain},
+                          {"review", rule.review},
+                          {"score", rule.score},
                           {"items", items}});
   }
+  json categories = json::object();
+  for (const auto& [category, score] : category_scores) categories[category] = score;
   json doc = {
-      {"schema", "imgjudge.verdict/1"},
+      {"schema", "imgjudge.verdict/2"},
       {"decision", decision_name(decision)},
       {"violated_rules", violated_rules},
+      {"review_rules", review_rules},
+      {"category_scores", categories},
       {"image", {{"hash", image_hash}, {"width", image_width}, {"height", image_height}}},
       {"constitution",
        {{"name", constitution_name}, {"version", constitution_version}, {"hash", constitution_hash}}},

@@ -68,12 +68,18 @@ AblationMetrics compute_metrics(const Constitution& constitution, const LabelSet
       ++m.errors;
       continue;
     }
-    ++m.judged;
     Confusion& c = m.confusion;
-    if (label.unsafe) {
-      ++(record.unsafe ? c.true_positives : c.false_negatives);
+    if (record.review) {
+      // Routed to a person: neither a detection nor a miss of the judge's.
+      ++m.review;
+      m.review_labelled_unsafe += label.unsafe;
     } else {
-      ++(record.unsafe ? c.false_positives : c.true_negatives);
+      ++m.judged;
+      if (label.unsafe) {
+        ++(record.unsafe ? c.true_positives : c.false_negatives);
+      } else {
+        ++(record.unsafe ? c.false_positives : c.true_negatives);
+      }
     }
 
     if (label.has_rule_truth()) {
@@ -109,6 +115,7 @@ AblationMetrics compute_metrics(const Constitution& constitution, const LabelSet
   m.recall = ratio(c.true_positives, c.true_positives + c.false_negatives);
   m.f1 = ratio(2.0 * c.true_positives, 2.0 * c.true_positives + c.false_positives + c.false_negatives);
   m.false_positive_rate = ratio(c.false_positives, c.false_positives + c.true_negatives);
+  m.review_rate = ratio(m.review, m.judged + m.review);
   m.right_rule_recall = ratio(right_rule_hits, right_rule_images);
 
   int found = 0, false_alarms = 0, labelled = 0;
@@ -123,9 +130,9 @@ AblationMetrics compute_metrics(const Constitution& constitution, const LabelSet
   m.rule_recall = ratio(found, labelled);
 
   m.time = summarize_times(times);
-  m.questions_per_image = ratio(questions, m.judged);
-  m.reasoning_calls_per_image = ratio(reasoning_calls, m.judged);
-  m.rules_judged_per_image = ratio(rules_judged, m.judged);
+  m.questions_per_image = ratio(questions, m.judged + m.review);
+  m.reasoning_calls_per_image = ratio(reasoning_calls, m.judged + m.review);
+  m.rules_judged_per_image = ratio(rules_judged, m.judged + m.review);
   return m;
 }
 
@@ -224,6 +231,9 @@ nlohmann::json to_json(const AblationMetrics& m) {
           {"recall", number(m.recall)},
           {"f1", number(m.f1)},
           {"false_positive_rate", number(m.false_positive_rate)},
+          {"review", m.review},
+          {"review_labelled_unsafe", m.review_labelled_unsafe},
+          {"review_rate", number(m.review_rate)},
           {"right_rule_recall", number(m.right_rule_recall)},
           {"rule_precision", number(m.rule_precision)},
           {"rule_recall", number(m.rule_recall)},

@@ -41,6 +41,9 @@ struct AblationMetrics {
   int judged = 0;   ///< With a verdict (these make up the confusion matrix).
   int errors = 0;   ///< Recorded with an error.
   int missing = 0;  ///< Not in the results file.
+  int review = 0;                 ///< Judged "review" (not in the confusion matrix).
+  int review_labelled_unsafe = 0; ///< ... of which labelled unsafe.
+  double review_rate = 0;         ///< review / (judged + review); NaN without verdicts.
   Confusion confusion;
   // Ratios are NaN when their denominator is 0 (reported as null).
   double accuracy = 0, precision = 0, recall = 0, f1 = 0, false_positive_rate = 0;

@@ -63,13 +63,18 @@ std::string render_report(const ReportInput& input, const PlotFiles& plots) {
                {"recall", [](const AblationMetrics& m) { return ratio_text(m.recall); }},
                {"F1", [](const AblationMetrics& m) { return ratio_text(m.f1); }},
                {"false-positive rate", [](const AblationMetrics& m) { return ratio_text(m.false_positive_rate); }},
+               {"review rate (of which labelled unsafe)",
+                [](const AblationMetrics& m) {
+                  return fmt::format("{} ({})", ratio_text(m.review_rate), m.review_labelled_unsafe);
+                }},
                {"recall, right rule only", [](const AblationMetrics& m) { return ratio_text(m.right_rule_recall); }},
                {"rule precision (micro)", [](const AblationMetrics& m) { return ratio_text(m.rule_precision); }},
                {"rule recall (micro)", [](const AblationMetrics& m) { return ratio_text(m.rule_recall); }},
                {"judged / errors / missing",
                 [](const AblationMetrics& m) { return fmt::format("{} / {} / {}", m.judged, m.errors, m.missing); }}});
 
-  out += "## Confusion matrices\n\nPositive = unsafe. Images that raised an error are not counted.\n\n";
+  out += "## Confusion matrices\n\nPositive = unsafe. Images that raised an error or were routed to review are not "
+         "counted (the review rate is above).\n\n";
   out += "| | labelled unsafe, judged unsafe (TP) | labelled safe, judged unsafe (FP) | labelled safe, judged safe (TN) "
          "| labelled unsafe, judged safe (FN) |\n|---|---:|---:|---:|---:|\n";
   for (const auto& m : metrics) {

@@ -37,10 +37,13 @@ ItemRecord parse_item(const json& item) {
 }
 
 void parse_verdict(const json& verdict, ImageRecord& record) {
-  if (verdict.at("schema").get<std::string>() != "imgjudge.verdict/1") {
+  // /1 (before the "review" decision) is read too, so older results files resume.
+  const std::string schema = verdict.at("schema").get<std::string>();
+  if (schema != "imgjudge.verdict/2" && schema != "imgjudge.verdict/1") {
     throw Error(ErrorCode::InvalidArgument, "unknown verdict schema " + verdict.at("schema").dump());
   }
   record.unsafe = verdict.at("decision").get<std::string>() == "unsafe";
+  record.review = verdict.at("decision").get<std::string>() == "review";
   record.violated_rules = verdict.at("violated_rules").get<std::vector<std::string>>();
   for (const auto& rule : verdict.at("rules")) {
     RuleRecord r;

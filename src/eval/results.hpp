@@ -1,7 +1,7 @@
 // The results file of an evaluation: one JSON line per (ablation, image), appended as
 // soon as the image is judged, so an interrupted run resumes where it stopped.
 //
-//   {"image": "a.png", "ablation": "full", "verdict": {...imgjudge.verdict/1...}}
+//   {"image": "a.png", "ablation": "full", "verdict": {...imgjudge.verdict/2...}}
 //   {"image": "b.png", "ablation": "full", "error": {"code": "invalid_image", "message": "..."}}
 #pragma once
 
@@ -43,6 +43,7 @@ struct ImageRecord {
   std::string error_code, error_message;
   // The verdict (when !failed):
   bool unsafe = false;
+  bool review = false;  ///< Decision "review": counted apart from the confusion matrix.
   std::vector<std::string> violated_rules;
   std::vector<RuleRecord> rules;
   int questions_scored = 0;

@@ -615,7 +615,7 @@ TEST_CASE("scripted judging: an unsafe file and a safe encoded image", "[capi]")
   CHECK_THAT(last_message(), Catch::Contains("index 1 is out of range"));
 
   const std::string json = verdict_json(rocket.handle);
-  CHECK_THAT(json, Catch::Contains("\"schema\":\"imgjudge.verdict/1\"") &&
+  CHECK_THAT(json, Catch::Contains("\"schema\":\"imgjudge.verdict/2\"") &&
                        Catch::Contains("\"decision\":\"unsafe\"") &&
                        Catch::Contains("\"violated_rules\":[\"test.fire\"]") &&
                        Catch::Contains("\"name\":\"capi-test\""));
@@ -881,4 +881,37 @@ TEST_CASE("scripted judging: one judge, many threads", "[capi]") {
   for (auto& thread : threads) thread.join();
   for (const char* pointer : pointers) CHECK(pointer == pointers[0]);
   CHECK(pointers[0] != nullptr);
+}
+
+TEST_CASE("an uncertain rule under uncertain = \"review\" gives IMGJUDGE_DECISION_REVIEW", "[capi]") {
+  imgjudge_constitution* constitution = nullptr;
+  REQUIRE(imgjudge_constitution_load_file(&constitution, IMGJUDGE_SOURCE_DIR "/tests/data/eval/constitution.toml") ==
+          IMGJUDGE_OK);
+  imgjudge_judge_options options = IMGJUDGE_JUDGE_OPTIONS_INIT;
+  options.backend = "scripted";
+  options.script_path = IMGJUDGE_SOURCE_DIR "/tests/data/eval/script.toml";
+  options.cascade = 0;  // the rocket's gun stays uncertain
+  imgjudge_judge* judge = nullptr;
+  REQUIRE(imgjudge_judge_create(&judge, constitution, &options) == IMGJUDGE_OK);
+  imgjudge_verdict* verdict = nullptr;
+  REQUIRE(imgjudge_judge_file(&verdict, judge, IMGJUDGE_SOURCE_DIR "/examples/images/rocket.jpg", nullptr) ==
+          IMGJUDGE_OK);
+  imgjudge_decision decision = IMGJUDGE_DECISION_SAFE;
+  CHECK(imgjudge_verdict_decision(&decision, verdict) == IMGJUDGE_OK);
+  CHECK(decision == IMGJUDGE_DECISION_REVIEW);
+  int unsafe = -1;
+  CHECK(imgjudge_verdict_unsafe(&unsafe, verdict) == IMGJUDGE_OK);
+  CHECK(unsafe == 0);
+  size_t count = 0;
+  CHECK(imgjudge_verdict_review_rule_count(&count, verdict) == IMGJUDGE_OK);
+  REQUIRE(count == 1);
+  const char* id = nullptr;
+  CHECK(imgjudge_verdict_review_rule_id(&id, verdict, 0) == IMGJUDGE_OK);
+  CHECK(std::string(id) == "weapon");
+  CHECK(imgjudge_verdict_review_rule_id(&id, verdict, 1) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK(id == nullptr);
+  CHECK_THAT(last_message(), Catch::Contains("1 rules that need review"));
+  imgjudge_verdict_free(verdict);
+  imgjudge_judge_free(judge);
+  imgjudge_constitution_free(constitution);
 }

@@ -202,9 +202,18 @@ TEST_CASE("the builtin default constitution is valid and covers the required are
     CHECK_FALSE(rule.chain.empty());
     CHECK(rule.objective_text != rule.text);
   }
-  for (const char* needed : {"sexual", "violence", "self_harm", "weapons", "hate"}) {
+  for (const char* needed : {"sexual", "sexual_minors", "violence", "self_harm", "weapons", "hate", "drugs",
+                             "animal_cruelty", "disaster", "extremism"}) {
+    INFO(needed);
     CHECK(categories.count(needed) == 1);
   }
+  // Sexual content involving minors is critical, and an undecided case is never let through.
+  for (const auto& rule : c.rules) {
+    if (rule.category != "sexual_minors") continue;
+    CHECK(rule.severity == Severity::Critical);
+    CHECK(rule.thresholds.uncertain != UncertainPolicy::Safe);
+  }
+  CHECK(c.defaults.uncertain == UncertainPolicy::Review);
   // Reading the shipped file gives the same constitution as the embedded copy.
   CHECK(Constitution::from_file(IMGJUDGE_SOURCE_DIR "/src/core/default_constitution.toml").hash == c.hash);
   CHECK(imgjudge::lint_constitution(c).empty());

@@ -274,10 +274,15 @@ TEST_CASE("eval: ablations run as separate Judges in one results file", "[unit][
   CHECK(without_time(no_relevance)["confusion"] == without_time(full)["confusion"]);
   CHECK(no_relevance.rules_judged_per_image == Approx(2.0));
   CHECK(no_relevance.questions_per_image > full.questions_per_image);
-  // Without the cascade, the gun of cascade.png stays uncertain: that image becomes a FN.
+  // Without the cascade, the gun of cascade.png stays uncertain: that image goes to review
+  // (the constitution's default), counted apart from the confusion matrix.
   CHECK(no_cascade.confusion.true_positives == 3);
-  CHECK(no_cascade.confusion.false_negatives == 2);
-  CHECK(no_cascade.recall == Approx(3.0 / 5));
+  CHECK(no_cascade.confusion.false_negatives == 1);
+  CHECK(no_cascade.review == 1);
+  CHECK(no_cascade.review_labelled_unsafe == 1);
+  CHECK(no_cascade.review_rate == Approx(1.0 / 7));
+  CHECK(full.review == 0);
+  CHECK(no_cascade.recall == Approx(3.0 / 4));
   CHECK(no_cascade.precision == Approx(3.0 / 4));
   CHECK(no_cascade.rules[1].found == 0);
   CHECK(no_cascade.rules[1].recall == Approx(0.0));
@@ -553,10 +558,11 @@ TEST_CASE("eval: the report has its tables and PLplot draws the PNG plots", "[un
   const std::string report = read_text(report_path);
 
   CHECK_THAT(report, Contains("| | full method | w/o cascaded reasoning |"));
-  CHECK_THAT(report, Contains("| accuracy | 0.714 | 0.571 |"));
-  CHECK_THAT(report, Contains("| F1 | 0.800 | 0.667 |"));
+  CHECK_THAT(report, Contains("| accuracy | 0.714 | 0.667 |"));
+  CHECK_THAT(report, Contains("| F1 | 0.800 | 0.750 |"));
+  CHECK_THAT(report, Contains("| review rate (of which labelled unsafe) | 0.000 (0) | 0.143 (1) |"));
   CHECK_THAT(report, Contains("| full method | 4 | 1 | 1 | 1 |"));
-  CHECK_THAT(report, Contains("| w/o cascaded reasoning | 3 | 1 | 1 | 2 |"));
+  CHECK_THAT(report, Contains("| w/o cascaded reasoning | 3 | 1 | 1 | 1 |"));
   CHECK_THAT(report, Contains("| `gore` | 2 | 0.333 / 0.500 | 0.333 / 0.500 |"));
   CHECK_THAT(report, Contains("| `weapon` | 2 | 0.500 / 0.500 | 0.000 / 0.000 |"));
   CHECK_THAT(report, Contains("| items decided by `reasoning` | 1 (8%) | 0 (0%) |"));

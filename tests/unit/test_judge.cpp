@@ -288,12 +288,15 @@ reasoning = { "A person is visible." = '{"rating": "yes", "rationale": "a man"}'
   CHECK(statement(v, "gore", 1).outcome == ItemOutcome::Rejected);
   CHECK(statement(v, "gore", 1).rationale == "paint");
   CHECK(v.find_rule("gore")->items[1].decided_by == Stage::Reasoning);
-  // "I cannot tell." has no rating: the item stays uncertain and does not count as holding.
+  // "I cannot tell." has no rating: the item stays uncertain, and by default
+  // (uncertain = "review") the image goes to a person rather than passing.
   const ItemResult& gun = v.find_rule("weapon")->items[0];
   CHECK(gun.outcome == ItemOutcome::Uncertain);
   CHECK(gun.decided_by == Stage::Undecided);
   CHECK_THAT(gun.statements[0].rationale, Contains("unusable reasoning answer"));
-  CHECK(v.decision == Decision::Safe);
+  CHECK(v.decision == Decision::Review);
+  CHECK(v.review_rules == std::vector<std::string>{"weapon"});
+  CHECK(v.violated_rules.empty());
   CHECK(v.reasoning_calls == 3);
 }
 
@@ -662,7 +665,7 @@ scores = { "A person is visible." = 0.95, "Blood is visible." = 0.97, "The injur
   const Constitution constitution = Constitution::from_string(kConstitution);
   const Verdict v = Judge(constitution, models).judge(make_picture(110));
   const auto json = nlohmann::json::parse(v.to_json());
-  CHECK(json["schema"] == "imgjudge.verdict/1");
+  CHECK(json["schema"] == "imgjudge.verdict/2");
   CHECK(json["decision"] == "unsafe");
   CHECK(json["violated_rules"] == nlohmann::json::array({"gore"}));
   CHECK(json["constitution"]["hash"] == constitution.hash);
@@ -802,4 +805,131 @@ TEST_CASE("a model that gives NaN fails the call; it never lets an image pass", 
       CHECK_THAT(e.what(), Contains("nan-relevance gave a non-finite relevance for rule"));
     }
   }
+}
+
+namespace {
+
+// One rule per category; with the scripted prior 0.5, a score of 0.7 is
+// uncertain (accepted above 0.9, rejected below 0.35) with evidence
+// (0.7 - 0.5) / (1 - 0.5) = 0.4.
+std::string policy_constitution(const std::string& extra, const std::string& weapon_thresholds = "") {
+  return R"(
+schema_version = 1
+name = "policy-test"
+version = "1"
+)" + extra + R"(
+[[rules]]
+id = "gore"
+category = "violence"
+text = "No gore."
+chain = [ { any_of = ["A person is visible."] }, { any_of = ["Blood is visible."] } ]
+
+[[rules]]
+id = "weapon"
+category = "weapons"
+text = "No weapons."
+chain = [ { any_of = ["A gun is visible."] } ]
+)" + weapon_thresholds;
+}
+
+Verdict judge_policy(const Workspace& ws, const std::string& constitution, const std::string& scores) {
+  const Models models = ws.models("[[images]]\nfile = \"a.png\"\nscores = " + scores + "\n");
+  JudgeOptions options;
+  options.relevance = false;
+  options.cascade = false;  // what stays uncertain stays uncertain
+  Judge judge(Constitution::from_string(constitution), models, options);
+  return judge.judge(make_picture(77));
+}
+
+}  // namespace
+
+TEST_CASE("uncertain rules follow the constitution: review by default, safe or unsafe when it says so",
+          "[unit][judge][policy]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(77));
+  const std::string scores =
+      R"({ "A person is visible." = 0.95, "Blood is visible." = 0.7, "A gun is visible." = 0.1 })";
+
+  SECTION("default: review") {
+    const Verdict v = judge_policy(ws, policy_constitution(""), scores);
+    CHECK(v.decision == Decision::Review);
+    CHECK(v.needs_review());
+    CHECK_FALSE(v.unsafe());
+    CHECK(v.review_rules == std::vector<std::string>{"gore"});
+    const RuleResult& gore = *v.find_rule("gore");
+    CHECK(gore.uncertain);
+    CHECK(gore.review);
+    CHECK_FALSE(gore.violated);
+    CHECK(gore.score == Approx(0.4));  // min(accepted 1, uncertain 0.4)
+    CHECK(v.find_rule("weapon")->score == 0.0);  // rejected
+    const auto json = nlohmann::json::parse(v.to_json());
+    CHECK(json["decision"] == "review");
+    CHECK(json["review_rules"] == nlohmann::json::array({"gore"}));
+    CHECK(json["category_scores"]["violence"].get<double>() == Approx(0.4));
+    CHECK(json["category_scores"]["weapons"].get<double>() == 0.0);
+    CHECK(json["rules"][0]["uncertain"] == true);
+    CHECK(json["rules"][0]["review"] == true);
+  }
+  SECTION("[defaults] uncertain = \"safe\": the paper's reading") {
+    const Verdict v = judge_policy(ws, policy_constitution("[defaults]\nuncertain = \"safe\"\n"), scores);
+    CHECK(v.decision == Decision::Safe);
+    CHECK(v.review_rules.empty());
+    CHECK(v.find_rule("gore")->uncertain);
+    CHECK_FALSE(v.find_rule("gore")->review);
+  }
+  SECTION("a category says unsafe") {
+    const Verdict v =
+        judge_policy(ws, policy_constitution("[categories.violence]\nuncertain = \"unsafe\"\n"), scores);
+    CHECK(v.decision == Decision::Unsafe);
+    CHECK(v.violated_rules == std::vector<std::string>{"gore"});
+    CHECK(v.find_rule("gore")->uncertain);
+  }
+  SECTION("a score threshold makes enough evidence a violation") {
+    const Verdict low = judge_policy(ws, policy_constitution("[categories.violence]\nscore_threshold = 0.35\n"), scores);
+    CHECK(low.decision == Decision::Unsafe);
+    CHECK_FALSE(low.find_rule("gore")->uncertain);  // decided by the threshold
+    const Verdict high = judge_policy(ws, policy_constitution("[categories.violence]\nscore_threshold = 0.5\n"), scores);
+    CHECK(high.decision == Decision::Review);
+  }
+  SECTION("a rule's own thresholds override its category's") {
+    const Verdict v = judge_policy(
+        ws,
+        policy_constitution("[categories.violence]\nuncertain = \"unsafe\"\n") + "thresholds = { uncertain = \"safe\" }\n",
+        R"({ "A person is visible." = 0.95, "Blood is visible." = 0.95, "A gun is visible." = 0.7 })");
+    CHECK(v.violated_rules == std::vector<std::string>{"gore"});
+    CHECK(v.find_rule("weapon")->uncertain);
+    CHECK_FALSE(v.find_rule("weapon")->review);
+    CHECK(v.find_rule("gore")->score == 1.0);
+  }
+  SECTION("a later rejection settles a rule an earlier uncertain item left open") {
+    const Verdict v = judge_policy(
+        ws, policy_constitution(""),
+        R"({ "A person is visible." = 0.7, "Blood is visible." = 0.1, "A gun is visible." = 0.1 })");
+    CHECK(v.decision == Decision::Safe);
+    CHECK(v.find_rule("gore")->items[1].outcome == ItemOutcome::Rejected);
+    CHECK_FALSE(v.find_rule("gore")->uncertain);
+  }
+}
+
+TEST_CASE("policy keys are validated", "[unit][judge][policy]") {
+  auto error_of = [](const std::string& text) {
+    try {
+      Constitution::from_string(text, "policy.toml");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::InvalidConstitution);
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK_THAT(error_of(policy_constitution("[defaults]\nuncertain = \"maybe\"\n")),
+             Contains("defaults.uncertain must be \"safe\", \"review\" or \"unsafe\", not \"maybe\""));
+  CHECK_THAT(error_of(policy_constitution("[defaults]\nscore_threshold = 0\n")), Contains("must be above 0"));
+  CHECK_THAT(error_of(policy_constitution("[categories.violense]\nuncertain = \"review\"\n")),
+             Contains("categories.violense: no rule has category \"violense\""));
+  CHECK_THAT(error_of(policy_constitution("[categories.violence]\ncolour = 1\n")), Contains("colour"));
+  // The default policy keeps the hashes of constitutions that do not set it.
+  CHECK(Constitution::from_string(policy_constitution("")).hash ==
+        Constitution::from_string(policy_constitution("[defaults]\nuncertain = \"review\"\n")).hash);
+  CHECK(Constitution::from_string(policy_constitution("")).hash !=
+        Constitution::from_string(policy_constitution("[defaults]\nuncertain = \"safe\"\n")).hash);
 }

@@ -457,6 +457,14 @@ impl Verdict {
         unsafe_flag != 0
     }
 
+    /// True if no rule is violated but one stayed uncertain under
+    /// `uncertain = "review"`: route the image to a person.
+    pub fn needs_review(&self) -> bool {
+        let mut decision: c_int = 1;
+        let _ = check(unsafe { sys::imgjudge_verdict_decision(&mut decision, self.raw) });
+        decision == 2 // IMGJUDGE_DECISION_REVIEW
+    }
+
     /// Ids of the violated rules, in constitution order.
     pub fn violated_rules(&self) -> Vec<String> {
         let mut count = 0usize;
@@ -473,7 +481,7 @@ impl Verdict {
             .collect()
     }
 
-    /// The full verdict as one line of JSON (schema "imgjudge.verdict/1"),
+    /// The full verdict as one line of JSON (schema "imgjudge.verdict/2"),
     /// borrowed from the verdict.
     pub fn json(&self) -> Result<&str> {
         let mut json = ptr::null();

@@ -64,7 +64,7 @@ fn judges_files_bytes_and_pixels() {
     assert!(rocket.is_unsafe());
     assert_eq!(rocket.violated_rules(), vec!["test.fire".to_string()]);
     let json = rocket.json().unwrap();
-    assert!(json.contains(r#""schema":"imgjudge.verdict/1""#), "{json}");
+    assert!(json.contains(r#""schema":"imgjudge.verdict/2""#), "{json}");
     assert!(json.contains(r#""decision":"unsafe""#), "{json}");
 
     let cat = std::fs::read(images.join("chelsea.png")).unwrap();
