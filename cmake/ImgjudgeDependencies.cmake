@@ -9,6 +9,8 @@ find_package(PNG REQUIRED)
 find_package(GIF REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
+# Animated WebP: the demuxer and WebPAnimDecoder (libwebp-dev ships both).
+pkg_check_modules(WEBPDEMUX REQUIRED IMPORTED_TARGET libwebpdemux)
 # PCRE2 with Unicode properties: the pre-tokenizer regexes of Qwen2/GPT-2/CLIP.
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 # ICU: NFC, Unicode lower-casing and character categories for the tokenizers.

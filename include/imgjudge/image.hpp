@@ -47,8 +47,24 @@ enum class ImageFormat { Unknown, Jpeg, Png, WebP, Gif };
 /// Stable lower-case name: "jpeg", "png", "webp", "gif", "unknown".
 IMGJUDGE_API const char* image_format_name(ImageFormat format) noexcept;
 
+/// Which frames of an animated GIF or WebP are judged (docs/images.md): the
+/// first, the last and evenly spaced ones between, at most `max_frames`, and
+/// fewer when their pixels together would pass `max_total_pixels`. Judging only
+/// the first frame would let an animation hide anything after it.
+struct AnimationLimits {
+  int max_frames = 8;
+  std::uint64_t max_total_pixels = 64ull << 20;
+  /// Frames a file may hold at all (each is decoded up to the last one judged);
+  /// more is Error(LimitExceeded), never a silent cut.
+  int max_file_frames = 10000;
+  /// Pixels of all the file's frames together (what decoding up to the last
+  /// judged frame may cost); more is Error(LimitExceeded).
+  std::uint64_t max_file_pixels = 1ull << 30;
+};
+
 struct DecodeOptions {
   ImageLimits limits;
+  AnimationLimits animation;
   /// Transparent pixels are composited onto this colour (default white).
   /// Alpha is straight (not premultiplied): per channel,
   /// out = (c * a + bg * (255 - a) + 127) / 255 in integers (round to nearest).
@@ -75,6 +91,25 @@ IMGJUDGE_API ImageFormat detect_image_format(const void* bytes, std::size_t size
 /// corrupt or truncated data and Error(LimitExceeded) for over-limit input.
 IMGJUDGE_API Image decode_image(const void* bytes, std::size_t size, const DecodeOptions& options = {},
                    DecodeInfo* info = nullptr);
+
+/// The frames of an image that are judged: one for a still image; for an
+/// animated GIF or WebP the frames options.animation selects, each composited
+/// on the canvas as a browser shows it at that frame.
+struct ImageFrames {
+  std::vector<Image> frames;  ///< In order.
+  std::vector<int> indices;   ///< Their 0-based frame numbers in the file.
+  int frame_count = 1;        ///< Frames in the file.
+};
+
+/// decode_image() for every format, keeping the frames an animation must be judged by.
+IMGJUDGE_API ImageFrames decode_image_frames(const void* bytes, std::size_t size, const DecodeOptions& options = {},
+                                             DecodeInfo* info = nullptr);
+IMGJUDGE_API ImageFrames load_image_frames(const std::string& path, const DecodeOptions& options = {},
+                                           DecodeInfo* info = nullptr);
+
+/// The frame numbers judged of an animation of `frame_count` frames of
+/// `width` x `height` pixels under `limits`: first, last, evenly spaced.
+IMGJUDGE_API std::vector<int> sample_frames(int frame_count, int width, int height, const AnimationLimits& limits);
 
 /// Reads a file (at most limits.max_encoded_bytes) and decodes it.
 IMGJUDGE_API Image load_image_file(const std::string& path, const DecodeOptions& options = {},

@@ -104,6 +104,13 @@ struct StageTimings {
   double total_ms = 0;
 };
 
+/// For an animated image: which frames were judged and which one the verdict is.
+struct AnimationInfo {
+  int frame_count = 0;              ///< Frames in the file.
+  std::vector<int> judged_frames;   ///< 0-based, in order (DecodeOptions::animation).
+  int frame = 0;                    ///< The frame this verdict is about: the worst one.
+};
+
 struct IMGJUDGE_API Verdict {
   Decision decision = Decision::Safe;
   std::vector<std::string> violated_rules;  ///< Rule ids, in constitution order.
@@ -123,6 +130,9 @@ struct IMGJUDGE_API Verdict {
   /// Which answer tokens counted: "exact" (the paper's M(x,c)) or "any" (every
   /// single-token spelling); the constitution's [defaults] answer_spellings.
   std::string answer_spellings = "exact";
+  /// Set for an animated GIF/WebP: the verdict is its worst judged frame's
+  /// (unsafe over review over safe, then the highest rule score, then the earliest).
+  std::optional<AnimationInfo> animation;
 
   bool unsafe() const noexcept { return decision == Decision::Unsafe; }
   const RuleResult* find_rule(const std::string& id) const noexcept;

@@ -157,6 +157,8 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
   void compute_priors();
   void embed_rule_texts();
   Verdict judge(const Image& image, const CallOptions& options) const;
+  /// One image's frames (an animation's judged frames): the worst frame's verdict.
+  Verdict judge_frames(const ImageFrames& frames, double decode_ms, const CallOptions& options) const;
   ItemResult evaluate_item(const PreparedRule& rule, const Item& item,
                            const std::map<std::string, double>& scores, Call& call) const;
   void resolve_uncertain(const PreparedRule& rule, const Item& item, StatementScore& statement,
@@ -347,27 +349,62 @@ Verdict Judge::judge(const Image& image, const CallOptions& call) const {
   return one_error_type([&] { return impl_->judge(image, call); });
 }
 
-Verdict Judge::judge_bytes(const void* bytes, std::size_t size, const CallOptions& call) const {
-  return one_error_type([&] {
-    const auto start = Clock::now();
-    Image image = decode_image(bytes, size, impl_->options.decode);
-    const double decode_ms = elapsed_ms(start);
-    Verdict verdict = impl_->judge(image, call);
+namespace {
+
+// How bad a frame's verdict is: unsafe over review over safe, then the
+// highest rule score.
+std::pair<int, double> severity_of(const Verdict& verdict) {
+  const int level = verdict.decision == Decision::Unsafe ? 2 : verdict.decision == Decision::Review ? 1 : 0;
+  double score = 0.0;
+  for (const auto& rule : verdict.rules) score = std::max(score, rule.score);
+  return {level, score};
+}
+
+}  // namespace
+
+Verdict Judge::Impl::judge_frames(const ImageFrames& frames, double decode_ms, const CallOptions& call) const {
+  if (frames.frames.size() == 1 && frames.frame_count == 1) {
+    Verdict verdict = judge(frames.frames.front(), call);
     verdict.timings.decode_ms = decode_ms;
     verdict.timings.total_ms += decode_ms;
     return verdict;
+  }
+  // An animation: every judged frame, the worst reported (the same deadline covers them all).
+  std::optional<Verdict> worst;
+  double total_ms = decode_ms;
+  int questions = 0, reasoning = 0;
+  for (std::size_t f = 0; f < frames.frames.size(); ++f) {
+    Verdict verdict = judge(frames.frames[f], call);
+    total_ms += verdict.timings.total_ms;
+    questions += verdict.questions_scored;
+    reasoning += verdict.reasoning_calls;
+    if (!worst || severity_of(verdict) > severity_of(*worst)) {
+      verdict.animation = AnimationInfo{frames.frame_count, frames.indices, frames.indices[f]};
+      worst = std::move(verdict);
+    }
+  }
+  worst->timings.decode_ms = decode_ms;
+  worst->timings.total_ms = total_ms;
+  worst->questions_scored = questions;
+  worst->reasoning_calls = reasoning;
+  worst->notes.push_back(fmt::format("animated image: judged {} of its {} frames; this verdict is frame {}'s, the worst",
+                                     frames.frames.size(), frames.frame_count, worst->animation->frame));
+  return *worst;
+}
+
+Verdict Judge::judge_bytes(const void* bytes, std::size_t size, const CallOptions& call) const {
+  return one_error_type([&] {
+    const auto start = Clock::now();
+    const ImageFrames frames = decode_image_frames(bytes, size, impl_->options.decode);
+    return impl_->judge_frames(frames, elapsed_ms(start), call);
   });
 }
 
 Verdict Judge::judge_file(const std::string& path, const CallOptions& call) const {
   return one_error_type([&] {
     const auto start = Clock::now();
-    Image image = load_image_file(path, impl_->options.decode);
-    const double decode_ms = elapsed_ms(start);
-    Verdict verdict = impl_->judge(image, call);
-    verdict.timings.decode_ms = decode_ms;
-    verdict.timings.total_ms += decode_ms;
-    return verdict;
+    const ImageFrames frames = load_image_frames(path, impl_->options.decode);
+    return impl_->judge_frames(frames, elapsed_ms(start), call);
   });
 }
 

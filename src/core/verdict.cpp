@@ -134,6 +134,10 @@ std::string Verdict::to_json() const {
         {"reasoning", timings.reasoning_ms},
         {"total", timings.total_ms}}},
       {"notes", notes},
+      {"animation", animation ? json{{"frames", animation->frame_count},
+                                     {"judged", animation->judged_frames},
+                                     {"frame", animation->frame}}
+                              : json(nullptr)},
   };
   // ensure_ascii=false keeps UTF-8 statements readable; invalid UTF-8 is replaced, never thrown.
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);

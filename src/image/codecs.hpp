@@ -47,4 +47,20 @@ CodecResult decode_png(const std::uint8_t* bytes, std::size_t size, const ImageL
 CodecResult decode_webp(const std::uint8_t* bytes, std::size_t size, const ImageLimits& limits);
 CodecResult decode_gif(const std::uint8_t* bytes, std::size_t size, const ImageLimits& limits);
 
+/// The selected frames of an animation, each the whole canvas (RGBA) as shown at that frame.
+struct CodecFrames {
+  std::vector<CodecResult> frames;
+  std::vector<int> indices;
+  int frame_count = 0;
+};
+/// GIF: every frame composited with its disposal method (none/keep, restore to
+/// background = transparent, restore to previous) and transparent index.
+CodecFrames decode_gif_frames(const std::uint8_t* bytes, std::size_t size, const ImageLimits& limits,
+                              const AnimationLimits& animation);
+/// True for a WebP with the animation flag (decode_webp refuses those).
+bool webp_is_animated(const std::uint8_t* bytes, std::size_t size);
+/// Animated WebP through libwebpdemux's WebPAnimDecoder (blending and disposal as the format says).
+CodecFrames decode_webp_frames(const std::uint8_t* bytes, std::size_t size, const ImageLimits& limits,
+                               const AnimationLimits& animation);
+
 }  // namespace imgjudge::image

@@ -157,8 +157,56 @@ Image decode_detected(const std::uint8_t* data, std::size_t size, ImageFormat fo
   return image;
 }
 
+// The judged frames of bytes of a known format: an animation's selected
+// frames, or the one image of anything else.
+ImageFrames decode_frames_detected(const std::uint8_t* data, std::size_t size, ImageFormat format,
+                                   const DecodeOptions& options, DecodeInfo* info) {
+  CodecFrames decoded;
+  if (format == ImageFormat::Gif) {
+    decoded = decode_gif_frames(data, size, options.limits, options.animation);
+  } else if (format == ImageFormat::WebP && webp_is_animated(data, size)) {
+    decoded = decode_webp_frames(data, size, options.limits, options.animation);
+  } else {
+    ImageFrames still;
+    still.frames.push_back(decode_detected(data, size, format, options, info));
+    still.indices.push_back(0);
+    return still;
+  }
+  ImageFrames out;
+  out.frame_count = decoded.frame_count;
+  out.indices = decoded.indices;
+  if (info != nullptr && !decoded.frames.empty()) {
+    info->format = format;
+    info->encoded_width = decoded.frames.front().pixels.width;
+    info->encoded_height = decoded.frames.front().pixels.height;
+    info->exif_orientation = 1;
+    info->had_alpha = decoded.frames.front().had_alpha;
+    info->bit_depth = decoded.frames.front().bit_depth;
+    info->color_model = decoded.frames.front().color_model;
+  }
+  for (CodecResult& frame : decoded.frames) {
+    out.frames.push_back(composite_onto(std::move(frame.pixels), options.alpha_background));
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace image
+
+std::vector<int> sample_frames(int frame_count, int width, int height, const AnimationLimits& limits) {
+  if (frame_count <= 0) return {};
+  const std::uint64_t frame_pixels = std::max<std::uint64_t>(1, std::uint64_t(std::max(width, 1)) * std::max(height, 1));
+  std::uint64_t count = std::min<std::uint64_t>(std::uint64_t(frame_count), std::uint64_t(std::max(limits.max_frames, 1)));
+  count = std::max<std::uint64_t>(1, std::min(count, limits.max_total_pixels / frame_pixels));
+  std::vector<int> indices;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    // First and last included, the rest evenly spaced (rounded to the nearest frame).
+    const std::uint64_t index =
+        count == 1 ? 0 : (i * std::uint64_t(frame_count - 1) * 2 + (count - 1)) / (2 * (count - 1));
+    if (indices.empty() || indices.back() != static_cast<int>(index)) indices.push_back(static_cast<int>(index));
+  }
+  return indices;
+}
 
 Image Image::from_rgb(const std::uint8_t* pixels, int width, int height, std::size_t stride) {
   if (pixels == nullptr) throw Error(ErrorCode::InvalidArgument, "Image::from_rgb: pixels is null");
@@ -240,6 +288,35 @@ Image decode_image(const void* bytes, std::size_t size, const DecodeOptions& opt
   } catch (const std::bad_alloc&) {
     throw Error(ErrorCode::OutOfMemory,
                 fmt::format("{}: out of memory while decoding", image_format_name(format)));
+  }
+}
+
+ImageFrames decode_image_frames(const void* bytes, std::size_t size, const DecodeOptions& options, DecodeInfo* info) {
+  if (bytes == nullptr && size != 0) {
+    throw Error(ErrorCode::InvalidArgument, "decode_image_frames: bytes is null");
+  }
+  if (size == 0) throw Error(ErrorCode::InvalidImage, "empty input (0 bytes)");
+  if (size > options.limits.max_encoded_bytes) {
+    throw Error(ErrorCode::LimitExceeded,
+                fmt::format("encoded size {} bytes exceeds the limit max_encoded_bytes={}", size,
+                            options.limits.max_encoded_bytes));
+  }
+  const auto* data = static_cast<const std::uint8_t*>(bytes);
+  const ImageFormat format = detect_image_format(data, size);
+  try {
+    return image::decode_frames_detected(data, size, format, options, info);
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory,
+                fmt::format("{}: out of memory while decoding", image_format_name(format)));
+  }
+}
+
+ImageFrames load_image_frames(const std::string& path, const DecodeOptions& options, DecodeInfo* info) {
+  const std::vector<std::uint8_t> bytes = util::read_file_bytes(path, options.limits.max_encoded_bytes);
+  try {
+    return decode_image_frames(bytes.data(), bytes.size(), options, info);
+  } catch (const Error& error) {
+    throw Error(error.code(), fmt::format("{}: {}", path, error.what()));
   }
 }
 

@@ -1,9 +1,12 @@
-// WebP decoding with libwebp: lossy, lossless, with or without alpha. Animated
-// WebP would need libwebpdemux and is refused as Error(Unsupported).
+// WebP decoding with libwebp: lossy, lossless, with or without alpha
+// (decode_webp); animated WebP through libwebpdemux's WebPAnimDecoder
+// (decode_webp_frames).
 #include <cstring>
+#include <memory>
 
 #include <fmt/format.h>
 #include <webp/decode.h>
+#include <webp/demux.h>
 
 #include "image/codecs.hpp"
 #include "image/exif.hpp"
@@ -59,7 +62,7 @@ CodecResult decode_webp(const std::uint8_t* bytes, std::size_t size, const Image
     throw Error(ErrorCode::InvalidImage, fmt::format("webp: bad header: {}", status_text(status)));
   }
   if (features.has_animation) {
-    throw Error(ErrorCode::Unsupported, "webp: animated WebP is not supported");
+    throw Error(ErrorCode::Unsupported, "webp: an animated WebP has several frames: decode it with decode_image_frames");
   }
   check_dimensions("webp", features.width, features.height, limits);
 
@@ -86,6 +89,64 @@ CodecResult decode_webp(const std::uint8_t* bytes, std::size_t size, const Image
                 fmt::format("webp: cannot decode image data: {}", status_text(decode_status)));
   }
   return result;
+}
+
+bool webp_is_animated(const std::uint8_t* bytes, std::size_t size) {
+  WebPBitstreamFeatures features;
+  return WebPGetFeatures(bytes, size, &features) == VP8_STATUS_OK && features.has_animation;
+}
+
+CodecFrames decode_webp_frames(const std::uint8_t* bytes, std::size_t size, const ImageLimits& limits,
+                               const AnimationLimits& animation) {
+  // The canvas and frame count come from the demuxer before any frame is decoded.
+  const WebPData data{bytes, size};
+  const std::unique_ptr<WebPDemuxer, void (*)(WebPDemuxer*)> demux(WebPDemux(&data), WebPDemuxDelete);
+  if (!demux) throw Error(ErrorCode::InvalidImage, "webp: cannot parse the animation's container");
+  const auto width = static_cast<std::int64_t>(WebPDemuxGetI(demux.get(), WEBP_FF_CANVAS_WIDTH));
+  const auto height = static_cast<std::int64_t>(WebPDemuxGetI(demux.get(), WEBP_FF_CANVAS_HEIGHT));
+  const auto frame_count = static_cast<std::int64_t>(WebPDemuxGetI(demux.get(), WEBP_FF_FRAME_COUNT));
+  check_dimensions("webp", width, height, limits);
+  if (frame_count <= 0) throw Error(ErrorCode::InvalidImage, "webp: the animation holds no frame");
+  if (frame_count > animation.max_file_frames) {
+    throw Error(ErrorCode::LimitExceeded,
+                fmt::format("webp: {} frames, more than {} (the limit max_file_frames)", frame_count,
+                            animation.max_file_frames));
+  }
+  // Every frame is composited on the whole canvas.
+  if (std::uint64_t(width) * std::uint64_t(height) * std::uint64_t(frame_count) > animation.max_file_pixels) {
+    throw Error(ErrorCode::LimitExceeded,
+                fmt::format("webp: {} frames of {}x{} hold more than {} pixels (the limit max_file_pixels)", frame_count,
+                            width, height, animation.max_file_pixels));
+  }
+  CodecFrames out;
+  out.frame_count = static_cast<int>(frame_count);
+  out.indices = sample_frames(out.frame_count, static_cast<int>(width), static_cast<int>(height), animation);
+
+  WebPAnimDecoderOptions options;
+  if (!WebPAnimDecoderOptionsInit(&options)) throw Error(ErrorCode::Internal, "webp: libwebpdemux version mismatch");
+  options.color_mode = MODE_RGBA;  // straight alpha; image.cpp composites it
+  options.use_threads = 0;
+  const std::unique_ptr<WebPAnimDecoder, void (*)(WebPAnimDecoder*)> decoder(WebPAnimDecoderNew(&data, &options),
+                                                                           WebPAnimDecoderDelete);
+  if (!decoder) throw Error(ErrorCode::InvalidImage, "webp: cannot start decoding the animation");
+  const std::size_t canvas_bytes = std::size_t(width) * std::size_t(height) * 4;
+  std::size_t next = 0;
+  for (int index = 0; next < out.indices.size(); ++index) {
+    std::uint8_t* canvas = nullptr;
+    int timestamp = 0;
+    if (!WebPAnimDecoderHasMoreFrames(decoder.get()) || !WebPAnimDecoderGetNext(decoder.get(), &canvas, &timestamp)) {
+      throw Error(ErrorCode::InvalidImage, fmt::format("webp: cannot decode frame {} of the animation", index));
+    }
+    if (index != out.indices[next]) continue;
+    CodecResult kept;
+    kept.pixels = allocate_pixels(static_cast<int>(width), static_cast<int>(height), 4);
+    std::memcpy(kept.pixels.data.data(), canvas, canvas_bytes);
+    kept.had_alpha = true;
+    kept.color_model = "rgb";
+    out.frames.push_back(std::move(kept));
+    ++next;
+  }
+  return out;
 }
 
 }  // namespace imgjudge::image

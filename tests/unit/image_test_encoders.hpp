@@ -16,6 +16,7 @@
 #include <jpeglib.h>
 #include <png.h>
 #include <webp/encode.h>
+#include <webp/mux.h>
 
 namespace imgjudge::test {
 
@@ -217,6 +218,69 @@ inline Bytes encode_gif(const GifFrameSpec& s) {
   EGifCloseFile(gif, &error);
   GifFreeMapObject(map);
   return out;
+}
+
+/// One frame of a GIF animation: a rectangle of palette indices and how it is disposed of.
+struct GifAnimationFrame {
+  int left = 0, top = 0, width = 0, height = 0;
+  int disposal = DISPOSAL_UNSPECIFIED;  ///< DISPOSE_DO_NOT, DISPOSE_BACKGROUND, DISPOSE_PREVIOUS
+  int transparent_index = NO_TRANSPARENT_COLOR;
+  std::vector<std::uint8_t> indices;    ///< width * height
+};
+
+inline Bytes encode_gif_animation(int screen_width, int screen_height, const std::vector<GifColorType>& palette,
+                                  const std::vector<GifAnimationFrame>& frames) {
+  Bytes out;
+  int error = 0;
+  GifFileType* gif = EGifOpen(&out, gif_test_write, &error);
+  EGifSetGifVersion(gif, true);
+  ColorMapObject* map = GifMakeMapObject(int(palette.size()), palette.data());
+  EGifPutScreenDesc(gif, screen_width, screen_height, map->BitsPerPixel, 0, map);
+  for (const auto& f : frames) {
+    GraphicsControlBlock gcb{};
+    gcb.DisposalMode = f.disposal;
+    gcb.TransparentColor = f.transparent_index;
+    GifByteType extension[4];
+    const std::size_t length = EGifGCBToExtension(&gcb, extension);
+    EGifPutExtension(gif, GRAPHICS_EXT_FUNC_CODE, int(length), extension);
+    EGifPutImageDesc(gif, f.left, f.top, f.width, f.height, false, nullptr);
+    for (int y = 0; y < f.height; ++y) {
+      EGifPutLine(gif, const_cast<GifPixelType*>(&f.indices[std::size_t(y) * f.width]), f.width);
+    }
+  }
+  EGifCloseFile(gif, &error);
+  GifFreeMapObject(map);
+  return out;
+}
+
+/// A lossless animated WebP of whole-canvas RGBA frames (WebPAnimEncoder).
+inline Bytes encode_webp_animation(int width, int height, const std::vector<std::vector<std::uint8_t>>& rgba_frames) {
+  WebPAnimEncoderOptions options;
+  WebPAnimEncoderOptionsInit(&options);
+  WebPAnimEncoder* encoder = WebPAnimEncoderNew(width, height, &options);
+  WebPConfig config;
+  WebPConfigInit(&config);
+  config.lossless = 1;
+  int timestamp = 0;
+  for (const auto& rgba : rgba_frames) {
+    WebPPicture picture;
+    WebPPictureInit(&picture);
+    picture.use_argb = 1;
+    picture.width = width;
+    picture.height = height;
+    WebPPictureImportRGBA(&picture, rgba.data(), width * 4);
+    WebPAnimEncoderAdd(encoder, &picture, timestamp, &config);
+    WebPPictureFree(&picture);
+    timestamp += 100;
+  }
+  WebPAnimEncoderAdd(encoder, nullptr, timestamp, nullptr);
+  WebPData data;
+  WebPDataInit(&data);
+  WebPAnimEncoderAssemble(encoder, &data);
+  Bytes bytes(data.bytes, data.bytes + data.size);
+  WebPDataClear(&data);
+  WebPAnimEncoderDelete(encoder);
+  return bytes;
 }
 
 }  // namespace imgjudge::test

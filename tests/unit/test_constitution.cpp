@@ -210,10 +210,10 @@ TEST_CASE("the builtin default constitution is valid and covers the required are
   // Sexual content involving minors is critical, and an undecided case is never let through.
   for (const auto& rule : c.rules) {
     if (rule.category != "sexual_minors") continue;
-    CHECK(rule.severity == Severity::Critical);
-    CHECK(rule.thresholds.uncertain != UncertainPolicy::Safe);
+    CHECK(rule.severity == imgjudge::Severity::Critical);
+    CHECK(rule.thresholds.uncertain != imgjudge::UncertainPolicy::Safe);
   }
-  CHECK(c.defaults.uncertain == UncertainPolicy::Review);
+  CHECK(c.defaults.uncertain == imgjudge::UncertainPolicy::Review);
   // Reading the shipped file gives the same constitution as the embedded copy.
   CHECK(Constitution::from_file(IMGJUDGE_SOURCE_DIR "/src/core/default_constitution.toml").hash == c.hash);
   CHECK(imgjudge::lint_constitution(c).empty());
