@@ -15,6 +15,7 @@
 #include <map>
 #include <new>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -150,6 +151,15 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
     // The image as the locator encoded it: built by the first item of this
     // image that needs strategy 2, so images without one never pay for it.
     std::shared_ptr<const LocatorImage> locator_image;
+    // Cascaded reasoning already run for this image: a statement several rules
+    // share (with the same prompts) is reasoned once. Key: the image context
+    // reasoned over and the two prompts.
+    struct Reasoned {
+      ItemOutcome outcome;
+      Stage decided_by;
+      std::string rationale;
+    };
+    std::map<std::tuple<const ImageContext*, std::string, std::string>, Reasoned> reasoned;
   };
 
   void prepare_rules();
@@ -488,7 +498,7 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
     auto stage_start = Clock::now();
     const std::shared_ptr<const ImageContext> image_context = models.vlm->prepare(image, context);
     verdict.timings.prepare_ms = elapsed_ms(stage_start);
-    Call call{image, image_context.get(), context, verdict, {}, {}};
+    Call call{image, image_context.get(), context, verdict, {}, {}, {}};
 
     // 3. Chain items in rounds: item k of every live rule in one batched call.
     //    Without early exit every item is asked anyway, so one call asks them
@@ -721,7 +731,7 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
   if (use_cascade && t.cascade) {
     reason(*rule.rule, reasoning_context, statement, call);
   } else {
-    call.notes.insert("cascaded reasoning off: uncertain items count as not holding");
+    call.notes.insert("cascaded reasoning off: uncertain items stay uncertain (the rule's uncertain policy applies)");
   }
 }
 
@@ -729,10 +739,19 @@ void Judge::Impl::reason(const Rule& rule, const ImageContext* context, Statemen
                          Call& call) const {
   const auto stage_start = Clock::now();
   call.context.check();
-  std::vector<ChatTurn> turns{{ChatTurn::Role::User, render_question(rule.questions.reason, statement.statement)}};
+  const std::string first_prompt = render_question(rule.questions.reason, statement.statement);
+  const std::string answer_prompt = render_question(rule.questions.reason_json, statement.statement);
+  const auto key = std::make_tuple(context, first_prompt, answer_prompt);
+  if (const auto found = call.reasoned.find(key); found != call.reasoned.end()) {
+    statement.outcome = found->second.outcome;
+    statement.decided_by = found->second.decided_by;
+    statement.rationale = found->second.rationale;
+    return;
+  }
+  std::vector<ChatTurn> turns{{ChatTurn::Role::User, first_prompt}};
   const std::string thinking = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
   turns.push_back({ChatTurn::Role::Assistant, thinking});
-  turns.push_back({ChatTurn::Role::User, render_question(rule.questions.reason_json, statement.statement)});
+  turns.push_back({ChatTurn::Role::User, answer_prompt});
   const std::string answer = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
   call.verdict.reasoning_calls += 1;
   call.verdict.timings.reasoning_ms += elapsed_ms(stage_start);
@@ -747,6 +766,7 @@ void Judge::Impl::reason(const Rule& rule, const ImageContext* context, Statemen
     statement.decided_by = Stage::Undecided;
     statement.rationale = "unusable reasoning answer: " + answer.substr(0, 300);
   }
+  call.reasoned.emplace(key, Call::Reasoned{statement.outcome, statement.decided_by, statement.rationale});
 }
 
 }  // namespace imgjudge

@@ -270,10 +270,16 @@ ImageFormat detect_image_format(const void* bytes, std::size_t size) noexcept {
   return ImageFormat::Unknown;
 }
 
-Image decode_image(const void* bytes, std::size_t size, const DecodeOptions& options,
-                   DecodeInfo* info) {
+namespace image {
+namespace {
+
+// The checks every entry point makes on untrusted bytes, then `decode(data,
+// format)` with an allocation failure turned into OutOfMemory.
+template <typename Decode>
+auto decode_checked(const char* function, const void* bytes, std::size_t size, const DecodeOptions& options,
+                    Decode&& decode) {
   if (bytes == nullptr && size != 0) {
-    throw Error(ErrorCode::InvalidArgument, "decode_image: bytes is null");
+    throw Error(ErrorCode::InvalidArgument, fmt::format("{}: bytes is null", function));
   }
   if (size == 0) throw Error(ErrorCode::InvalidImage, "empty input (0 bytes)");
   if (size > options.limits.max_encoded_bytes) {
@@ -284,31 +290,28 @@ Image decode_image(const void* bytes, std::size_t size, const DecodeOptions& opt
   const auto* data = static_cast<const std::uint8_t*>(bytes);
   const ImageFormat format = detect_image_format(data, size);
   try {
-    return image::decode_detected(data, size, format, options, info);
+    return decode(data, format);
   } catch (const std::bad_alloc&) {
     throw Error(ErrorCode::OutOfMemory,
                 fmt::format("{}: out of memory while decoding", image_format_name(format)));
   }
 }
 
+}  // namespace
+}  // namespace image
+
+Image decode_image(const void* bytes, std::size_t size, const DecodeOptions& options,
+                   DecodeInfo* info) {
+  return image::decode_checked("decode_image", bytes, size, options, [&](const std::uint8_t* data, ImageFormat format) {
+    return image::decode_detected(data, size, format, options, info);
+  });
+}
+
 ImageFrames decode_image_frames(const void* bytes, std::size_t size, const DecodeOptions& options, DecodeInfo* info) {
-  if (bytes == nullptr && size != 0) {
-    throw Error(ErrorCode::InvalidArgument, "decode_image_frames: bytes is null");
-  }
-  if (size == 0) throw Error(ErrorCode::InvalidImage, "empty input (0 bytes)");
-  if (size > options.limits.max_encoded_bytes) {
-    throw Error(ErrorCode::LimitExceeded,
-                fmt::format("encoded size {} bytes exceeds the limit max_encoded_bytes={}", size,
-                            options.limits.max_encoded_bytes));
-  }
-  const auto* data = static_cast<const std::uint8_t*>(bytes);
-  const ImageFormat format = detect_image_format(data, size);
-  try {
-    return image::decode_frames_detected(data, size, format, options, info);
-  } catch (const std::bad_alloc&) {
-    throw Error(ErrorCode::OutOfMemory,
-                fmt::format("{}: out of memory while decoding", image_format_name(format)));
-  }
+  return image::decode_checked("decode_image_frames", bytes, size, options,
+                               [&](const std::uint8_t* data, ImageFormat format) {
+                                 return image::decode_frames_detected(data, size, format, options, info);
+                               });
 }
 
 ImageFrames load_image_frames(const std::string& path, const DecodeOptions& options, DecodeInfo* info) {

@@ -171,3 +171,14 @@ chain = [ { any_of = ["A gun is visible."] } ]
   CHECK(nlohmann::json::parse(judge.judge(frames.frames[0]).to_json())["animation"].is_null());
   std::system(("rm -rf '" + dir + "'").c_str());
 }
+
+TEST_CASE("the kept hostile animated WebP (a header without frames) is InvalidImage", "[unit][image][animation]") {
+  const std::string path = std::string(IMGJUDGE_TEST_DATA_DIR) + "/hostile/images/webp_animated.webp";
+  try {
+    load_image_frames(path);
+    FAIL("decoded");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::InvalidImage);
+    CHECK_THAT(e.what(), Contains("webp_animated.webp: webp: cannot parse the animation's container"));
+  }
+}

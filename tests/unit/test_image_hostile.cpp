@@ -43,7 +43,7 @@ const HostileCase kFailures[] = {
     {"webp_corrupt.webp", ErrorCode::InvalidImage, "webp: cannot decode image data: corrupt bitstream"},
     {"webp_huge_dimensions.webp", ErrorCode::LimitExceeded,
      "webp: 16384x16384 = 268435456 pixels exceeds the limit max_pixels=67108864"},
-    {"webp_animated.webp", ErrorCode::Unsupported, "webp: animated WebP is not supported"},
+    {"webp_animated.webp", ErrorCode::Unsupported, "webp: an animated WebP has several frames: decode it with decode_image_frames"},
     {"gif_truncated.gif", ErrorCode::InvalidImage, "gif: corrupt image data"},
     {"gif_huge_screen.gif", ErrorCode::LimitExceeded, "gif: width 65535 exceeds the limit max_width=16384"},
     {"gif_huge_frame.gif", ErrorCode::LimitExceeded, "gif: width 65535 exceeds the limit max_width=16384"},

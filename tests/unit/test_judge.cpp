@@ -933,3 +933,37 @@ TEST_CASE("policy keys are validated", "[unit][judge][policy]") {
   CHECK(Constitution::from_string(policy_constitution("")).hash !=
         Constitution::from_string(policy_constitution("[defaults]\nuncertain = \"safe\"\n")).hash);
 }
+
+TEST_CASE("a statement several rules share is reasoned once per image", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(88));
+  const Models models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A gun is visible." = 0.7, "A person is visible." = 0.95 }
+reasoning = { "A gun is visible." = '{"rating": "Yes", "rationale": "a pistol"}' }
+)");
+  const char* constitution = R"(
+schema_version = 1
+name = "shared-statement"
+version = "1"
+[[rules]]
+id = "gun"
+category = "weapons"
+text = "No guns."
+chain = [ { any_of = ["A gun is visible."] } ]
+[[rules]]
+id = "gun_and_person"
+category = "weapons"
+text = "No guns near people."
+chain = [ { any_of = ["A person is visible."] }, { any_of = ["A gun is visible."] } ]
+)";
+  JudgeOptions options;
+  options.relevance = false;
+  Judge judge(Constitution::from_string(constitution), models, options);
+  const Verdict v = judge.judge(make_picture(88));
+  CHECK(v.reasoning_calls == 1);
+  CHECK(v.violated_rules == std::vector<std::string>{"gun", "gun_and_person"});
+  CHECK(statement(v, "gun_and_person", 1).decided_by == Stage::Reasoning);
+  CHECK(statement(v, "gun_and_person", 1).rationale == "a pistol");
+}
