@@ -269,7 +269,7 @@ Judge::Judge(Constitution constitution, Models models, JudgeOptions options)
         if (!self.options.locator) self.notes.push_back("strategy 2 off (ablation)");
         self.use_cascade = self.options.cascade && caps.generate;
         if (!self.options.cascade) {
-          self.notes.push_back("cascaded reasoning off (switched off): uncertain items count as not holding");
+          self.notes.push_back("cascaded reasoning off (switched off): uncertain items stay uncertain");
         } else if (!caps.generate) {
           self.notes.push_back("cascaded reasoning off: the model cannot generate text");
         }
@@ -646,7 +646,7 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
     reason(*rule.rule, reasoning_context, statement, call);
   } else if (use_cascade) {
     // Switched off for the whole Judge, the constructor's note says so already.
-    call.notes.insert("cascaded reasoning off for some rules (cascade = false): uncertain items count as not holding");
+    call.notes.insert("cascaded reasoning off for some rules (cascade = false): their uncertain items stay uncertain");
   }
 }
 
