@@ -2,7 +2,7 @@
 # Sanitizer runs (docs/testing.md):
 #   asan  ASan+UBSan (g++, Debug, build-asan): the torch-free unit tests and the
 #         C API tests (libimgjudge, so libtorch parts are built instrumented too;
-#         libtorch itself is not instrumented, see toolchain.md section 7).
+#         libtorch itself is not instrumented: an ASan run over it reports nothing).
 #   tsan  ThreadSanitizer (g++, build-tsan): the unit tests' concurrency and
 #         Judge tests ([concurrency] and [judge]), no libtorch involved.
 #

@@ -21,15 +21,17 @@
 namespace imgjudge::cli {
 namespace {
 
-const char* kHelp = R"(usage: imgjudge eval --labels FILE (--results FILE | --report DIR) [options]
+const char* kHelp = R"(usage: imgjudge eval --model DIR --labels FILE [--results FILE] [--report DIR] [options]
 
 Judges every labelled image (and again for each ablation), appending each result to a
 results file as it comes; a rerun skips what the file already holds. Prints the metrics as
 JSON on stdout and, with --report, writes DIR/report.md with its tables and PNG plots.
+Without --results or --report the results are kept in memory only (nothing to resume).
 
 data:
   --labels FILE             CSV (image,label[,rules]) or JSON lines; image paths relative to it
-  --results FILE            JSON-lines results, appended to (default with --report: DIR/results.jsonl)
+  --results FILE            JSON-lines results, appended to (default with --report: DIR/results.jsonl;
+                            without either: kept in memory for this run only)
   --restart                 empty the results file first instead of resuming
   --report DIR              write DIR/report.md, DIR/metrics.json and the plots
 )";
@@ -40,6 +42,30 @@ const char* kEvalHelp = R"(evaluation:
 
 exit status: 0 done (images that could not be judged are counted as errors), 2 usage or setup error
 )";
+
+nlohmann::json id_or_null(const std::string& id) { return id.empty() ? nlohmann::json(nullptr) : nlohmann::json(id); }
+
+// The models that judged: the loaded ones, or (a rerun that judged nothing new) those the
+// results file names for the full method.
+eval::ModelIds model_ids(const ModelConfig& config, const Models& models, const eval::ResultsFile& results) {
+  eval::ModelIds ids;
+  ids.backend = config.backend;
+  ids.dtype = config.dtype;
+  if (models.vlm) {
+    ids.vlm = models.vlm->model_id();
+    if (models.relevance) ids.relevance = models.relevance->model_id();
+    if (models.locator) ids.locator = models.locator->model_id();
+    return ids;
+  }
+  for (const auto& record : results.records()) {
+    if (record.failed || record.ablation != "full") continue;
+    ids.vlm = record.vlm_model;
+    ids.relevance = record.relevance_model;
+    ids.locator = record.locator_model;
+    break;
+  }
+  return ids;
+}
 
 }  // namespace
 
@@ -56,10 +82,6 @@ int run_eval(const Argv& argv) {
     return 2;
   }
   const std::string report_dir = args.value_or("report", "");
-  if (!args.value("results") && report_dir.empty()) {
-    fmt::print(stderr, "imgjudge eval: give --results FILE or --report DIR\n\n{}", help);
-    return 2;
-  }
   const bool quiet = args.flag("quiet");
 
   const eval::LabelSet labels = eval::load_labels(*args.value("labels"));
@@ -73,8 +95,9 @@ int run_eval(const Argv& argv) {
     std::filesystem::create_directories(report_dir, ec);
     if (ec) throw Error(ErrorCode::Io, fmt::format("{}: cannot create the report folder: {}", report_dir, ec.message()));
   }
-  eval::ResultsFile results(args.value_or("results", util::join_path(report_dir, "results.jsonl")),
-                            args.flag("restart"));
+  eval::ResultsFile results(
+      args.value_or("results", report_dir.empty() ? std::string() : util::join_path(report_dir, "results.jsonl")),
+      args.flag("restart"));
   if (results.dropped_bytes() > 0 && !quiet) {
     fmt::print(stderr, "imgjudge eval: {}: dropped an incomplete last line ({} bytes); judging that image again\n",
                results.path(), results.dropped_bytes());
@@ -85,9 +108,10 @@ int run_eval(const Argv& argv) {
   for (const auto& ablation : ablations) {
     for (const auto& image : labels.images) pending += results.find(ablation.name, image.image) == nullptr;
   }
+  const ModelConfig config = model_config_from(args);
   Models models;
   if (pending > 0) {
-    models = load_models(model_config_from(args));
+    models = load_models(config);
   }
 
   const Progress progress(labels.images.size() * ablations.size(), !quiet);
@@ -101,6 +125,7 @@ int run_eval(const Argv& argv) {
   report.constitution = &constitution;
   report.labels = &labels;
   report.results_path = results.path();
+  report.models = model_ids(config, models, results);
   for (const auto& ablation : ablations) {
     report.metrics.push_back(
         eval::compute_metrics(constitution, labels, results.records(), ablation.name, ablation.description));
@@ -112,7 +137,13 @@ int run_eval(const Argv& argv) {
       {"schema", "imgjudge.eval/1"},
       {"constitution", {{"name", constitution.name}, {"version", constitution.version}, {"hash", constitution.hash}}},
       {"labels", labels.source},
-      {"results", results.path()},
+      {"results", results.path().empty() ? nlohmann::json(nullptr) : nlohmann::json(results.path())},
+      {"models",
+       {{"backend", report.models.backend},
+        {"dtype", report.models.dtype},
+        {"vlm", id_or_null(report.models.vlm)},
+        {"relevance", id_or_null(report.models.relevance)},
+        {"locator", id_or_null(report.models.locator)}}},
       {"images", labels.images.size()},
       {"run", {{"judged", counts.judged}, {"failed", counts.failed}, {"resumed", counts.resumed}}},
       {"ablations", nlohmann::json::array()},

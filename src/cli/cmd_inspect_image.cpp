@@ -21,8 +21,11 @@ const char* kInspectImageHelp = R"(usage: imgjudge inspect-image [--json] [--max
 
 Decodes each image as `imgjudge judge` would (EXIF orientation applied, alpha
 composited onto white, default limits) and prints its format, encoded size,
-stored and final size, orientation, colour model, alpha and content hash, or
-the error category and message.
+stored and final size, orientation, colour model, alpha and content hash
+("sha256:<hex>", as verdicts write it), or the error category and message.
+
+--json: {"file", "ok": true, "format", ..., "content_hash": "sha256:<hex>"}, or
+{"file", "ok": false, "error": {"code", "message"}} for a file that failed.
 
 options:
   --json           one JSON object per file (JSON lines)
@@ -78,7 +81,7 @@ void print_success(const std::string& path, const Inspection& r, bool as_json) {
         {"color_model", info.color_model},
         {"bit_depth", info.bit_depth},
         {"alpha", info.had_alpha},
-        {"content_hash", r.image.content_hash()},
+        {"content_hash", "sha256:" + r.image.content_hash()},
     };
     fmt::print("{}\n", line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
     return;
@@ -87,19 +90,20 @@ void print_success(const std::string& path, const Inspection& r, bool as_json) {
       rotated ? fmt::format("orientation {} applied -> {}x{}", info.exif_orientation, r.image.width,
                             r.image.height)
               : std::string("upright");
-  fmt::print("{}: {}, {} bytes, {}x{} stored, {}, {} {}-bit, {}, sha256 {}\n", one_line(path),
+  fmt::print("{}: {}, {} bytes, {}x{} stored, {}, {} {}-bit, {}, {}\n", one_line(path),
              image_format_name(info.format), r.encoded_bytes, info.encoded_width, info.encoded_height,
              orientation, info.color_model, info.bit_depth,
-             info.had_alpha ? "alpha composited" : "no alpha", r.image.content_hash());
+             info.had_alpha ? "alpha composited" : "no alpha", "sha256:" + r.image.content_hash());
 }
 
 void print_failure(const std::string& path, const Error& error, bool as_json) {
   if (as_json) {
-    fmt::print("{{\"file\":{},\"ok\":false,\"error\":\"{}\",\"message\":{}}}\n", json_string(path),
+    fmt::print("{{\"file\":{},\"ok\":false,\"error\":{{\"code\":\"{}\",\"message\":{}}}}}\n", json_string(path),
                error_code_name(error.code()), json_string(error.what()));
     return;
   }
-  fmt::print("{}: ERROR [{}] {}\n", one_line(path), error_code_name(error.code()), one_line(error.what()));
+  fmt::print("{}: ERROR [{}] {}\n", one_line(path), error_code_name(error.code()),
+             one_line(without_path(error.what(), path)));
 }
 
 }  // namespace

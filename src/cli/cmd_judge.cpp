@@ -114,7 +114,8 @@ int run_judge(const Argv& argv) {
                                           {"error", {{"code", error_code_name(e.code())}, {"message", e.what()}}}}
                                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
-        fmt::print("{}: ERROR [{}] {}\n", one_line(file), error_code_name(e.code()), one_line(e.what()));
+        fmt::print("{}: ERROR [{}] {}\n", one_line(file), error_code_name(e.code()),
+                   one_line(without_path(e.what(), file)));
       }
     }
     std::fflush(stdout);

@@ -19,7 +19,8 @@ Tokenizes JSON lines read from stdin with the tokenizer of a model folder
 SentencePiece tokenizer.model / spiece.model + tokenizer_config.json).
 Input, one per line:   {"text": "...", "add_special_tokens": true}
 Output, one per line:  {"ids": [...], "tokens": [...]}
-A bad line is answered with {"error": "line N: ..."} and processing goes on.
+A bad line is answered with {"error": {"code": "...", "message": "line N: ..."}}
+and processing goes on.
 
 exit status: 0 every line tokenized, 1 some line failed, 2 usage or model error
 )";

@@ -24,17 +24,22 @@ std::string one_line(const std::string& text) {
   return out;
 }
 
+std::string without_path(const std::string& message, const std::string& path) {
+  const std::string prefix = path + ": ";
+  return !path.empty() && message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
-      {"judge", "judge images against a constitution", run_judge},
-      {"constitution check", "validate a constitution and summarise it", run_constitution_check},
+      {"judge", "judge images against a constitution", run_judge, JsonOutput::WithFlag},
+      {"constitution check", "validate a constitution and summarise it", run_constitution_check, JsonOutput::WithFlag},
       {"constitution show-default", "print the bundled default constitution", run_constitution_show_default},
       {"constitution objectify", "rewrite rules in objective terms with a model, for review", run_constitution_objectify},
       {"constitution chains", "extract precondition chains with a model, for review", run_constitution_chains},
-      {"score", "show M(x,c), m0 and the strategy-1 decision of statements about one image", run_score},
-      {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize},
-      {"eval", "measure a judge on a labelled image set (metrics, ablations, report)", run_eval},
-      {"inspect-image", "decode images as the judge would and describe them", run_inspect_image},
+      {"score", "show M(x,c), m0 and the strategy-1 decision of statements about images", run_score, JsonOutput::Always},
+      {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize, JsonOutput::Always},
+      {"eval", "measure a judge on a labelled image set (metrics, ablations, report)", run_eval, JsonOutput::Always},
+      {"inspect-image", "decode images as the judge would and describe them", run_inspect_image, JsonOutput::WithFlag},
       {"verify-fixture", "run a model family on a golden fixture and report max abs diffs", run_verify_fixture},
       {"make-random-model", "write a model folder with random weights for a config.json", run_make_random_model},
   };

@@ -1,4 +1,4 @@
-// The CLUE online pipeline (../shared/reference/clue.md, docs/method.md).
+// The CLUE online pipeline (docs/method.md).
 //
 // Per image: relevance scanning -> (image encoded once) -> chain items asked in
 // rounds, item k of every live rule in ONE batched score call (all rounds in
@@ -288,14 +288,26 @@ Judge::Judge(Constitution constitution, Models models, JudgeOptions options)
                                   self.models.vlm->model_id()));
         }
 
+        // Every stage that is switched off or cannot run gets a note: a degraded
+        // judge is never silent (docs/verdict-json.md, "notes").
         self.use_relevance = self.options.relevance && self.models.relevance != nullptr;
-        if (self.options.relevance && !self.models.relevance) {
+        if (!self.options.relevance) {
+          self.notes.push_back("relevance scanning off (switched off): every rule is judged");
+        } else if (!self.models.relevance) {
           self.notes.push_back("relevance scanning off: no relevance model configured; every rule is judged");
         }
         self.use_debias = self.options.debias && caps.score_without_image;
-        if (self.options.debias && !caps.score_without_image) {
+        if (!self.options.debias) {
+          self.notes.push_back("debiasing off (switched off): items are accepted iff M(x,c) > 0.5");
+        } else if (!caps.score_without_image) {
           self.notes.push_back("debiasing off: the model cannot score without an image; items are "
                                "accepted iff M(x,c) > 0.5");
+        }
+        if (!self.options.chains) {
+          self.notes.push_back("precondition chains off (switched off): each rule is one question, its objective text");
+        }
+        if (!self.options.early_exit) {
+          self.notes.push_back("early exit off (switched off): every item of every judged rule is asked");
         }
         // Strategy 2 needs a locator and items with central object words.
         bool names_objects = false;
@@ -308,9 +320,11 @@ Judge::Judge(Constitution constitution, Models models, JudgeOptions options)
           self.notes.push_back("strategy 2 off: the constitution names central objects but no locator is "
                                "configured (ModelConfig::locator_model_dir, --locator-model)");
         }
-        if (names_objects && !self.options.locator) self.notes.push_back("strategy 2 off (ablation)");
+        if (!self.options.locator) self.notes.push_back("strategy 2 off (ablation)");
         self.use_cascade = self.options.cascade && caps.generate;
-        if (self.options.cascade && !caps.generate) {
+        if (!self.options.cascade) {
+          self.notes.push_back("cascaded reasoning off (switched off): uncertain items stay uncertain");
+        } else if (!caps.generate) {
           self.notes.push_back("cascaded reasoning off: the model cannot generate text");
         }
 
@@ -493,7 +507,9 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
   }
 
   // 2. Encode the image once, if any rule is left to judge.
-  if (std::find(alive.begin(), alive.end(), true) != alive.end()) {
+  if (std::find(alive.begin(), alive.end(), true) == alive.end()) {
+    verdict.notes.push_back("relevance scanning skipped every rule: no rule was judged");
+  } else {
     context.check();
     auto stage_start = Clock::now();
     const std::shared_ptr<const ImageContext> image_context = models.vlm->prepare(image, context);
@@ -730,8 +746,9 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
 
   if (use_cascade && t.cascade) {
     reason(*rule.rule, reasoning_context, statement, call);
-  } else {
-    call.notes.insert("cascaded reasoning off: uncertain items stay uncertain (the rule's uncertain policy applies)");
+  } else if (use_cascade) {
+    // Switched off for the whole Judge, the constructor's note says so already.
+    call.notes.insert("cascaded reasoning off for some rules (cascade = false): their uncertain items stay uncertain (the rule's uncertain policy applies)");
   }
 }
 

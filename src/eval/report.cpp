@@ -53,7 +53,12 @@ std::string render_report(const ReportInput& input, const PlotFiles& plots) {
   out += fmt::format("- constitution: `{}` ({})\n", constitution.source, constitution.hash);
   out += fmt::format("- labels: `{}`: {} images, {} unsafe ({} with violated rules named), {} safe\n", labels.source,
                      labels.images.size(), unsafe, with_rules, labels.images.size() - unsafe);
-  out += fmt::format("- results: `{}`\n", input.results_path);
+  out += input.results_path.empty() ? std::string("- results: kept in memory for this run only\n")
+                                    : fmt::format("- results: `{}`\n", input.results_path);
+  const auto model = [](const std::string& id) { return id.empty() ? std::string("none") : "`" + id + "`"; };
+  out += fmt::format("- models: vision-language {}, relevance {}, locator {} (backend `{}`, dtype `{}`)\n",
+                     model(input.models.vlm), model(input.models.relevance), model(input.models.locator),
+                     input.models.backend, input.models.dtype);
   out += "- definitions of every number: docs/evaluation.md\n\n";
 
   out += "## Image-level results\n\n";

@@ -9,10 +9,16 @@
 
 namespace imgjudge::eval {
 
+/// What judged: the backend and dtype asked for, and the loaded models' ids ("" for none).
+struct ModelIds {
+  std::string backend, dtype, vlm, relevance, locator;
+};
+
 struct ReportInput {
   const Constitution* constitution = nullptr;
   const LabelSet* labels = nullptr;
-  std::string results_path;
+  std::string results_path;  ///< "" when the results were kept in memory only.
+  ModelIds models;
   std::vector<AblationMetrics> metrics;  ///< The full method first, then each ablation.
   ScoreSamples scores;                   ///< Of the full method.
   RelevanceCurve relevance;              ///< Of the full method.

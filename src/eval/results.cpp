@@ -58,6 +58,15 @@ void parse_verdict(const json& verdict, ImageRecord& record) {
   record.reasoning_calls = verdict.at("stats").at("reasoning_calls").get<int>();
   record.total_ms = verdict.at("timings_ms").at("total").get<double>();
   record.constitution_hash = verdict.at("constitution").at("hash").get<std::string>();
+  if (const auto models = verdict.find("models"); models != verdict.end() && models->is_object()) {
+    auto id = [&](const char* key) {
+      const auto it = models->find(key);
+      return it == models->end() || !it->is_string() ? std::string() : it->get<std::string>();
+    };
+    record.vlm_model = id("vlm");
+    record.relevance_model = id("relevance");
+    record.locator_model = id("locator");
+  }
 }
 
 }  // namespace
@@ -93,6 +102,7 @@ ImageRecord parse_record(const std::string& line, const std::string& where) {
 ResultsFile::ResultsFile(std::string path, bool restart) : path_(std::move(path)) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  if (path_.empty()) return;  // In memory only.
   if (restart || !fs::exists(path_, ec)) {
     std::ofstream create(path_, std::ios::binary | std::ios::trunc);
     if (!create) throw Error(ErrorCode::Io, fmt::format("{}: cannot create: {}", path_, std::strerror(errno)));
@@ -161,11 +171,13 @@ void ResultsFile::append_error(const std::string& ablation, const std::string& i
 
 void ResultsFile::append_line(const std::string& json_line) {
   // Parse what is written with the reader's code, so a resumed run sees exactly this.
-  ImageRecord record = parse_record(json_line, fmt::format("{}:{}", path_, lines_ + 1));
-  std::ofstream out(path_, std::ios::binary | std::ios::app);
-  out << json_line << '\n';
-  out.flush();
-  if (!out) throw Error(ErrorCode::Io, fmt::format("{}: cannot append: {}", path_, std::strerror(errno)));
+  ImageRecord record = parse_record(json_line, fmt::format("{}:{}", path_.empty() ? "<results>" : path_, lines_ + 1));
+  if (!path_.empty()) {
+    std::ofstream out(path_, std::ios::binary | std::ios::app);
+    out << json_line << '\n';
+    out.flush();
+    if (!out) throw Error(ErrorCode::Io, fmt::format("{}: cannot append: {}", path_, std::strerror(errno)));
+  }
   record.line = ++lines_;
   if (index_.emplace(std::make_pair(record.ablation, record.image), records_.size()).second) {
     records_.push_back(std::move(record));

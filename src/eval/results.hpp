@@ -50,6 +50,8 @@ struct ImageRecord {
   int reasoning_calls = 0;
   double total_ms = 0;
   std::string constitution_hash;
+  /// The verdict's "models": ids of the models that judged ("" for none).
+  std::string vlm_model, relevance_model, locator_model;
 
   const RuleRecord* find_rule(const std::string& id) const;
 };
@@ -63,9 +65,10 @@ class ResultsFile {
   /// Reads `path` if it exists (with `restart`, empties it first). Only lines that end in
   /// a newline count: a last line cut short by a crash is dropped and cut off the file, so
   /// the next append starts on a fresh line. Any other malformed line is an error.
+  /// An empty `path` keeps the results in memory only (nothing to resume from).
   explicit ResultsFile(std::string path, bool restart = false);
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  ///< "" when kept in memory only.
   const std::vector<ImageRecord>& records() const { return records_; }
   /// The record of an image under an ablation (the first one, if the file lists it twice).
   /// The pointer is valid until the next append.

@@ -25,7 +25,7 @@ struct ExecutionTarget {
 /// Validates `options` and applies the thread count (at::set_num_threads is
 /// process-wide). "auto" picks bfloat16 on CUDA and on CPUs with AVX-512
 /// (BW/VL/DQ), where libtorch runs bf16 products through oneDNN (~200 GFLOP/s
-/// per thread, toolchain.md), and float32 elsewhere, where bf16 products fall
+/// per thread), and float32 elsewhere, where bf16 products fall
 /// back to a scalar loop slower than even the reference-BLAS float32.
 /// Choose "float32" for exact parity with HF. "int8": float32 activations
 /// with the linear layers' weights int8 per output channel (CPU only; scores

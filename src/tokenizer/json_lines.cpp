@@ -67,7 +67,8 @@ JsonLinesResult tokenize_json_lines(const Tokenizer& tokenizer, std::istream& in
       write(out, json{{"ids", ids}, {"tokens", tokenizer.tokens(ids)}});
     } catch (const Error& e) {
       ++result.errors;
-      write(out, json{{"error", fmt::format("line {}: {}", line_number, e.what())}});
+      write(out, json{{"error",
+                       {{"code", error_code_name(e.code())}, {"message", fmt::format("line {}: {}", line_number, e.what())}}}});
     }
   }
   out.flush();

@@ -1,6 +1,6 @@
 // JSON-lines tokenization, the engine of `imgjudge tokenize`: one request
 // {"text": ..., "add_special_tokens": bool?} per input line, one answer
-// {"ids": [...], "tokens": [...]} or {"error": "line N: ..."} per output line.
+// {"ids": [...], "tokens": [...]} or {"error": {"code": "...", "message": "line N: ..."}} per output line.
 #pragma once
 
 #include <cstddef>

@@ -16,7 +16,7 @@ echo "$out" | grep -qx '{"ids":\[50256\],"tokens":\["<|endoftext|>"\]}' || { ech
 out=$(printf '%s\n' 'not json' '{"text": "ok"}' | "$cli" tokenize --model "$model")
 rc=$?
 [ "$rc" -eq 1 ] || { echo "expected exit 1 for a bad line, got $rc: $out"; exit 1; }
-echo "$out" | head -1 | grep -q '^{"error":"line 1: invalid JSON' || { echo "no error line: $out"; exit 1; }
+echo "$out" | head -1 | grep -q '^{"error":{"code":"invalid_argument","message":"line 1: invalid JSON' || { echo "no error line: $out"; exit 1; }
 echo "$out" | tail -1 | grep -qx '{"ids":\[482\],"tokens":\["ok"\]}' || { echo "second line not answered: $out"; exit 1; }
 
 "$cli" tokenize --model "$model/does-not-exist" </dev/null 2>/dev/null

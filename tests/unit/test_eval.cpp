@@ -2,6 +2,7 @@
 // so that every metric is known exactly (the arithmetic is spelled out next to each check).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -542,6 +543,22 @@ TEST_CASE("eval: malformed labels name the file and line", "[unit][eval]") {
   CHECK_THROWS_WITH(check_rules_exist(labels, constitution), Contains("l.csv:3: rule 'nudity' is not in constitution 'eval-test'"));
 }
 
+TEST_CASE("eval: results without a path stay in memory and name the models that judged", "[unit][eval]") {
+  LabelledSet set;
+  ResultsFile results("");
+  const auto ablations = make_ablations("");
+  const RunCounts counts = run_evaluation(set.constitution, set.models, set.labels, ablations, results);
+  CHECK(counts.judged == set.labels.images.size());
+  CHECK(results.records().size() == set.labels.images.size());
+  CHECK(results.path().empty());
+  const auto judged = std::find_if(results.records().begin(), results.records().end(),
+                                   [](const ImageRecord& r) { return !r.failed; });
+  REQUIRE(judged != results.records().end());
+  const ImageRecord& first = *judged;
+  CHECK(first.vlm_model == set.models.vlm->model_id());
+  CHECK(first.relevance_model == (set.models.relevance ? set.models.relevance->model_id() : std::string()));
+}
+
 TEST_CASE("eval: the report has its tables and PLplot draws the PNG plots", "[unit][eval]") {
   LabelledSet set;
   ResultsFile results(set.path("results.jsonl"));
@@ -551,12 +568,15 @@ TEST_CASE("eval: the report has its tables and PLplot draws the PNG plots", "[un
   input.constitution = &set.constitution;
   input.labels = &set.labels;
   input.results_path = results.path();
+  input.models = {"scripted", "auto", "scripted:vlm", "", "scripted:locator"};
   input.metrics = metrics_of(set, results, ablations);
   input.scores = collect_item_scores(set.labels, results.records(), "full");
   input.relevance = relevance_curve(set.constitution, set.labels, results.records(), "full");
   const std::string report_path = write_report(set.path("report"), input);
   const std::string report = read_text(report_path);
 
+  CHECK_THAT(report, Contains("- models: vision-language `scripted:vlm`, relevance none, locator `scripted:locator` "
+                              "(backend `scripted`, dtype `auto`)"));
   CHECK_THAT(report, Contains("| | full method | w/o cascaded reasoning |"));
   CHECK_THAT(report, Contains("| accuracy | 0.714 | 0.667 |"));
   CHECK_THAT(report, Contains("| F1 | 0.800 | 0.750 |"));

@@ -1,6 +1,7 @@
 // Every branch of the CLUE decision logic, driven by the scripted backend.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -488,6 +489,62 @@ scores = { "A person is visible." = 0.95, "Blood is visible." = 0.6, "A gun is v
   const std::string json = v.to_json();
   CHECK_THAT(json, Contains("strategy 2 off: the constitution names central objects but no locator is configured"));
   CHECK_THAT(json, Contains("relevance scanning off"));
+}
+
+TEST_CASE("verdict notes name every stage switched off or skipped", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(90));
+  const auto models = ws.models(R"(
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.6, "Blood is visible." = 0.7, "A gun is visible." = 0.6 }
+)");
+  const Constitution constitution = Constitution::from_string(kConstitution);
+  auto has_note = [](const Verdict& v, const std::string& prefix) {
+    return std::any_of(v.notes.begin(), v.notes.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; });
+  };
+
+  SECTION("every stage on: no switched-off note") {
+    const Verdict v = Judge(constitution, models).judge(make_picture(90));
+    for (const auto& note : v.notes) CHECK(note.find("switched off") == std::string::npos);
+    CHECK_FALSE(has_note(v, "strategy 2 off (ablation)"));
+  }
+  SECTION("each switch leaves its own note") {
+    const std::vector<std::pair<bool JudgeOptions::*, std::string>> switches = {
+        {&JudgeOptions::relevance, "relevance scanning off (switched off)"},
+        {&JudgeOptions::debias, "debiasing off (switched off)"},
+        {&JudgeOptions::chains, "precondition chains off (switched off)"},
+        {&JudgeOptions::cascade, "cascaded reasoning off (switched off)"},
+        {&JudgeOptions::early_exit, "early exit off (switched off)"},
+        {&JudgeOptions::locator, "strategy 2 off (ablation)"},
+    };
+    for (const auto& [member, note] : switches) {
+      INFO(note);
+      JudgeOptions options;
+      options.*member = false;
+      const Verdict v = Judge(constitution, models, options).judge(make_picture(90));
+      CHECK(has_note(v, note));
+      CHECK_THAT(v.to_json(), Contains(note));
+    }
+  }
+  SECTION("all switched off at once: one note each") {
+    JudgeOptions options;
+    options.relevance = options.debias = options.chains = options.cascade = options.early_exit = options.locator =
+        false;
+    const Verdict v = Judge(constitution, models, options).judge(make_picture(90));
+    CHECK(std::count_if(v.notes.begin(), v.notes.end(), [](const std::string& n) {
+            return n.find("(switched off)") != std::string::npos || n == "strategy 2 off (ablation)";
+          }) == 6);
+  }
+  SECTION("relevance scanning that skips every rule says so") {
+    auto none = ws.models("[defaults]\nrelevance = 0.0\n");
+    const Verdict v = Judge(constitution, none).judge(make_picture(1));
+    CHECK(v.decision == Decision::Safe);
+    CHECK(has_note(v, "relevance scanning skipped every rule"));
+    // An image with a judged rule has no such note.
+    const Verdict judged = Judge(constitution, models).judge(make_picture(90));
+    CHECK_FALSE(has_note(judged, "relevance scanning skipped every rule"));
+  }
 }
 
 namespace {

@@ -141,10 +141,11 @@ TEST_CASE("tokenize JSON lines: answers, errors and exit accounting", "[unit][to
   for (std::string line; std::getline(answers, line);) lines.push_back(nlohmann::json::parse(line));
   REQUIRE(lines.size() == 5);
   CHECK(lines[0] == nlohmann::json::parse(R"({"ids": [15496, 995], "tokens": ["Hello", "Ġworld"]})"));
-  CHECK(lines[1]["error"].get<std::string>().find("line 3: invalid JSON") == 0);
-  CHECK(lines[2]["error"].get<std::string>().find("line 4:") == 0);
+  CHECK(lines[1]["error"]["message"].get<std::string>().find("line 3: invalid JSON") == 0);
+  CHECK(lines[1]["error"]["code"] == "invalid_argument");
+  CHECK(lines[2]["error"]["message"].get<std::string>().find("line 4:") == 0);
   CHECK(lines[3] == nlohmann::json::parse(R"({"ids": [50256], "tokens": ["<|endoftext|>"]})"));
-  CHECK(lines[4]["error"].get<std::string>().find("add_special_tokens") != std::string::npos);
+  CHECK(lines[4]["error"]["message"].get<std::string>().find("add_special_tokens") != std::string::npos);
 
   std::istringstream long_line(std::string(1000, 'a') + "\n{\"text\": \"ok\"}\n");
   std::ostringstream long_out;
