@@ -748,7 +748,9 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
     reason(*rule.rule, reasoning_context, statement, call);
   } else if (use_cascade) {
     // Switched off for the whole Judge, the constructor's note says so already.
-    call.notes.insert("cascaded reasoning off for some rules (cascade = false): their uncertain items stay uncertain (the rule's uncertain policy applies)");
+    call.notes.insert(
+        "cascaded reasoning off for some rules (cascade = false): their uncertain items stay uncertain "
+        "(the rule's uncertain policy applies)");
   }
 }
 
