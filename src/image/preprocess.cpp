@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "image/processor_json.hpp"
 #include "imgjudge/error.hpp"
 #include "util/files.hpp"
 #include "util/json.hpp"
@@ -14,6 +15,7 @@ namespace imgjudge::image {
 namespace {
 
 using Json = nlohmann::json;
+using namespace processor_json;
 
 constexpr const char* kClip = "CLIPImageProcessor";
 constexpr const char* kSiglip = "SiglipImageProcessor";
@@ -25,66 +27,6 @@ constexpr const char* kLlavaOnevision = "LlavaOnevisionImageProcessor";
 // transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD (CLIP's defaults).
 constexpr std::array<double, 3> kOpenAiClipMean = {0.48145466, 0.4578275, 0.40821073};
 constexpr std::array<double, 3> kOpenAiClipStd = {0.26862954, 0.26130258, 0.27577711};
-
-[[noreturn]] void bad_value(const std::string& source, const std::string& key, const std::string& why) {
-  throw Error(ErrorCode::InvalidModel, fmt::format("{}: '{}' {}", source, key, why));
-}
-
-// HF treats a missing key and a JSON null alike: the processor default applies.
-const Json* find(const Json& object, const char* key) {
-  const auto it = object.find(key);
-  return (it == object.end() || it->is_null()) ? nullptr : &*it;
-}
-
-bool read_bool(const Json& object, const char* key, bool fallback, const std::string& source) {
-  const Json* value = find(object, key);
-  if (value == nullptr) return fallback;
-  if (!value->is_boolean()) bad_value(source, key, "must be true or false");
-  return value->get<bool>();
-}
-
-int read_positive_int(const Json& value, const std::string& key, const std::string& source) {
-  if (!value.is_number_integer() || value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > 1 << 16) {
-    bad_value(source, key, fmt::format("must be an integer in 1..65536, found {}", value.dump()));
-  }
-  return value.get<int>();
-}
-
-// image_mean / image_std: three numbers, or one number for every channel.
-std::array<double, 3> read_channels(const Json& object, const char* key, const std::array<double, 3>& fallback,
-                                    const std::string& source) {
-  const Json* value = find(object, key);
-  if (value == nullptr) return fallback;
-  if (value->is_number()) {
-    const double v = value->get<double>();
-    return {v, v, v};
-  }
-  if (!value->is_array() || value->size() != 3) {
-    bad_value(source, key, fmt::format("must be a number or a list of 3 numbers, found {}", value->dump()));
-  }
-  std::array<double, 3> out{};
-  for (std::size_t c = 0; c < 3; ++c) {
-    if (!(*value)[c].is_number()) bad_value(source, key, "must hold numbers only");
-    out[c] = (*value)[c].get<double>();
-  }
-  return out;
-}
-
-// Older checkpoints name a "feature_extractor_type" such as "CLIPFeatureExtractor".
-std::string processor_type(const Json& root) {
-  if (const Json* type = find(root, "image_processor_type"); type != nullptr && type->is_string()) {
-    return type->get<std::string>();
-  }
-  if (const Json* type = find(root, "feature_extractor_type"); type != nullptr && type->is_string()) {
-    std::string name = type->get<std::string>();
-    const std::string suffix = "FeatureExtractor";
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      name.replace(name.size() - suffix.size(), suffix.size(), "ImageProcessor");
-    }
-    return name;
-  }
-  return {};
-}
 
 }  // namespace
 
