@@ -132,6 +132,34 @@ AddedToken parse_added_token(const json& entry, std::int32_t id, const std::stri
   return token;
 }
 
+// The added tokens of a slow (non tokenizer.json) folder: tokenizer_config.json's
+// added_tokens_decoder (id -> AddedToken), then the older added_tokens.json
+// (content -> id) for ids not given already.
+void add_slow_added_tokens(Impl& impl, const json& config, const std::string& config_path, const std::string& dir) {
+  const auto decoder_entries = config.find("added_tokens_decoder");
+  if (decoder_entries != config.end() && decoder_entries->is_object()) {
+    for (const auto& [key, entry] : decoder_entries->items()) {
+      std::int32_t id = 0;
+      try {
+        id = std::stoi(key);
+      } catch (const std::exception&) {
+        bad_field(config_path, "added_tokens_decoder key '" + key + "'", "must be an integer id");
+      }
+      impl.add_token(parse_added_token(entry, id, config_path, "added_tokens_decoder." + key));
+    }
+  }
+  const std::string added_path = util::join_path(dir, "added_tokens.json");
+  if (util::file_exists(added_path)) {
+    for (const auto& [content, id] : parse_vocab(parse_json_file(added_path), added_path, "added tokens")) {
+      if (impl.added_by_id.count(id)) continue;
+      AddedToken token;
+      token.content = content;
+      token.id = id;
+      impl.add_token(token);
+    }
+  }
+}
+
 std::optional<std::int32_t> id_of(const Impl& impl, const std::string& token) {
   const auto added = impl.added_by_content.find(token);
   if (added != impl.added_by_content.end()) return impl.added_tokens[added->second].id;
@@ -245,31 +273,7 @@ std::shared_ptr<Impl> load_slow(const std::string& dir) {
   if (names.unk && vocab.count(*names.unk)) bpe.unk_token = names.unk;
   impl->model = std::make_unique<BpeModel>(std::move(vocab), merges, bpe, vocab_path);
 
-  // Added tokens: added_tokens_decoder (id -> AddedToken) and the older
-  // added_tokens.json (content -> id).
-  const auto decoder_entries = config.find("added_tokens_decoder");
-  if (decoder_entries != config.end() && decoder_entries->is_object()) {
-    for (const auto& [key, entry] : decoder_entries->items()) {
-      std::int32_t id = 0;
-      try {
-        id = std::stoi(key);
-      } catch (const std::exception&) {
-        bad_field(config_path, "added_tokens_decoder key '" + key + "'", "must be an integer id");
-      }
-      impl->add_token(parse_added_token(entry, id, config_path, "added_tokens_decoder." + key));
-    }
-  }
-  const std::string added_path = util::join_path(dir, "added_tokens.json");
-  if (util::file_exists(added_path)) {
-    const json added = parse_json_file(added_path);
-    for (const auto& [content, id] : parse_vocab(added, added_path, "added tokens")) {
-      if (impl->added_by_id.count(id)) continue;
-      AddedToken token;
-      token.content = content;
-      token.id = id;
-      impl->add_token(token);
-    }
-  }
+  add_slow_added_tokens(*impl, config, config_path, dir);
   // Indexed while the normalizer is still empty: the Python classes look
   // for added tokens by their content, whatever their `normalized` flag.
   impl->index_added_tokens();
@@ -774,29 +778,7 @@ std::shared_ptr<Impl> load_sentencepiece(const std::string& dir) {
   impl->flavour = "sentencepiece";
   impl->sentencepiece = std::make_shared<const SentencePieceModel>(model_path, keep_dummy_prefix);
 
-  // Added tokens: added_tokens_decoder (id -> AddedToken), then added_tokens.json.
-  const auto decoder_entries = config.find("added_tokens_decoder");
-  if (decoder_entries != config.end() && decoder_entries->is_object()) {
-    for (const auto& [key, entry] : decoder_entries->items()) {
-      std::int32_t id = 0;
-      try {
-        id = std::stoi(key);
-      } catch (const std::exception&) {
-        bad_field(config_path, "added_tokens_decoder key '" + key + "'", "must be an integer id");
-      }
-      impl->add_token(parse_added_token(entry, id, config_path, "added_tokens_decoder." + key));
-    }
-  }
-  const std::string added_path = util::join_path(dir, "added_tokens.json");
-  if (util::file_exists(added_path)) {
-    for (const auto& [content, id] : parse_vocab(parse_json_file(added_path), added_path, "added tokens")) {
-      if (impl->added_by_id.count(id)) continue;
-      AddedToken token;
-      token.content = content;
-      token.id = id;
-      impl->add_token(token);
-    }
-  }
+  add_slow_added_tokens(*impl, config, config_path, dir);
   impl->index_added_tokens();
   const SpecialNames names = read_special_names(config, config_path, defaults);
   register_special_names(*impl, names);
