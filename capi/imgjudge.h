@@ -139,6 +139,8 @@ IMGJUDGE_EXTERN void imgjudge_last_error_clear(void);
 typedef struct imgjudge_constitution imgjudge_constitution;
 /** A judge: a constitution plus loaded models. Immutable; thread-safe. */
 typedef struct imgjudge_judge imgjudge_judge;
+/** Loaded models (the weights), shared by any number of judges. */
+typedef struct imgjudge_models imgjudge_models;
 /** The verdict on one image. Immutable; thread-safe. */
 typedef struct imgjudge_verdict imgjudge_verdict;
 /** Cancels the calls it is passed to. Thread-safe. */
@@ -294,6 +296,53 @@ IMGJUDGE_EXTERN imgjudge_status imgjudge_judge_create(imgjudge_judge **out,
 /** Frees a judge and its models. NULL is a no-op. No call on it may be running.
  *  Verdicts it produced stay valid. */
 IMGJUDGE_EXTERN void imgjudge_judge_free(imgjudge_judge *judge);
+
+/* ---------------------------------------------------------------------------
+ * Models loaded once, many judges
+ * ------------------------------------------------------------------------ */
+
+/** The models options layout this header describes. */
+#define IMGJUDGE_MODELS_OPTIONS_VERSION 1
+
+/** Which models to load and how to run them: the model fields of
+ *  imgjudge_judge_options, on their own. Initialise with IMGJUDGE_MODELS_OPTIONS_INIT;
+ *  NULL strings and 0 numbers mean the default. Strings are borrowed for the call. */
+typedef struct imgjudge_models_options {
+  unsigned int version;            /**< Must be IMGJUDGE_MODELS_OPTIONS_VERSION. */
+  const char *backend;             /**< "torch" (default) or "scripted". */
+  const char *model_dir;           /**< Hugging Face folder of the multimodal LLM. */
+  const char *relevance_model_dir; /**< CLIP/SigLIP folder, or NULL. */
+  const char *locator_model_dir;   /**< OWLv2/OWL-ViT folder for strategy 2, or NULL. */
+  const char *script_path;         /**< Scripted backend only: its answer script. */
+  const char *device;              /**< "cpu" (default) or "cuda[:N]". */
+  const char *dtype;               /**< "auto" (default), "float32", "bfloat16" or "int8". */
+  int threads;                     /**< Intra-op threads; 0 = all cores, else 1..1024. */
+  uint64_t image_memory_mb;        /**< Memory one image may take in the model; 0 = the default. */
+} imgjudge_models_options;
+
+#define IMGJUDGE_MODELS_OPTIONS_INIT \
+  { IMGJUDGE_MODELS_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0 }
+
+/** Loads models once (seconds; the weights are copied into memory).
+ *  @param[out] out  Receives the handle (free with imgjudge_models_free()); NULL on failure.
+ *  @param options   NULL for defaults.
+ *  @return as imgjudge_judge_create() for its model fields. Thread-safe. */
+IMGJUDGE_EXTERN imgjudge_status imgjudge_models_load(imgjudge_models **out, const imgjudge_models_options *options);
+
+/** Releases this handle. Judges created from it keep the models alive (they are
+ *  reference-counted), so freeing order does not matter. NULL is a no-op. */
+IMGJUDGE_EXTERN void imgjudge_models_free(imgjudge_models *models);
+
+/** Creates a judge over already loaded models: two constitutions over one
+ *  2B model hold one copy of its weights. `options` carries the method's
+ *  fields (stage switches, limits, reasoning budget); its model fields
+ *  (backend, model_dir, relevance_model_dir, locator_model_dir, script_path,
+ *  device, dtype, threads, image_memory_mb) must be unset, or the call is
+ *  IMGJUDGE_INVALID_ARGUMENT naming the field. NULL options: the defaults. */
+IMGJUDGE_EXTERN imgjudge_status imgjudge_judge_create_with_models(imgjudge_judge **out,
+                                                                  const imgjudge_constitution *constitution,
+                                                                  const imgjudge_models *models,
+                                                                  const imgjudge_judge_options *options);
 
 /** The call options layout this header describes. */
 #define IMGJUDGE_CALL_OPTIONS_VERSION 1

@@ -53,6 +53,12 @@ struct imgjudge_judge {
   imgjudge::Judge value;
 };
 
+// The models' parts are shared_ptrs: a Judge made from them holds its own
+// references, so the handle and the judges may be freed in any order.
+struct imgjudge_models {
+  imgjudge::Models value;
+};
+
 struct imgjudge_verdict {
   explicit imgjudge_verdict(imgjudge::Verdict v) : value(std::move(v)) {}
   imgjudge::Verdict value;
@@ -430,6 +436,67 @@ imgjudge_status imgjudge_judge_create(imgjudge_judge** out, const imgjudge_const
 }
 
 void imgjudge_judge_free(imgjudge_judge* judge) { delete judge; }
+
+imgjudge_status imgjudge_models_load(imgjudge_models** out, const imgjudge_models_options* options) {
+  clear_out(out);
+  return guarded(__func__, [&](const char* fn) {
+    require(out, fn, "out");
+    imgjudge::ModelConfig config;
+    if (options != nullptr) {
+      check_version(fn, "options->version", options->version, 1, IMGJUDGE_MODELS_OPTIONS_VERSION);
+      config.backend = string_or(options->backend, config.backend);
+      config.model_dir = string_or(options->model_dir, config.model_dir);
+      config.relevance_model_dir = string_or(options->relevance_model_dir, config.relevance_model_dir);
+      config.locator_model_dir = string_or(options->locator_model_dir, config.locator_model_dir);
+      config.script_path = string_or(options->script_path, config.script_path);
+      config.device = string_or(options->device, config.device);
+      config.dtype = string_or(options->dtype, config.dtype);
+      if (options->threads < 0 || options->threads > imgjudge::kMaxThreads) {
+        throw_invalid_argument(fn, "options->threads is " + std::to_string(options->threads) +
+                                       "; use 0 for all cores or a count up to " + std::to_string(imgjudge::kMaxThreads));
+      }
+      config.threads = options->threads;
+      if (options->image_memory_mb > imgjudge::kMaxImageMemoryMb) {
+        throw_invalid_argument(fn, "options->image_memory_mb is " + std::to_string(options->image_memory_mb) +
+                                       ", more than " + std::to_string(imgjudge::kMaxImageMemoryMb));
+      }
+      config.image_memory_mb = options->image_memory_mb;
+    }
+    *out = new imgjudge_models{imgjudge::load_models(config)};
+  });
+}
+
+void imgjudge_models_free(imgjudge_models* models) { delete models; }
+
+imgjudge_status imgjudge_judge_create_with_models(imgjudge_judge** out, const imgjudge_constitution* constitution,
+                                                  const imgjudge_models* models, const imgjudge_judge_options* options) {
+  clear_out(out);
+  return guarded(__func__, [&](const char* fn) {
+    require(out, fn, "out");
+    require(constitution, fn, "constitution");
+    require(models, fn, "models");
+    if (options != nullptr) {
+      // A model field here would be silently ignored: the models are loaded already.
+      const auto refuse = [&](bool set, const char* field) {
+        if (set) {
+          throw_invalid_argument(fn, std::string("options->") + field +
+                                         " is set, but the models are loaded already: give it to imgjudge_models_load");
+        }
+      };
+      refuse(options->version >= 1 && options->backend != nullptr, "backend");
+      refuse(options->version >= 1 && options->model_dir != nullptr, "model_dir");
+      refuse(options->version >= 1 && options->relevance_model_dir != nullptr, "relevance_model_dir");
+      refuse(options->version >= 1 && options->script_path != nullptr, "script_path");
+      refuse(options->version >= 1 && options->device != nullptr, "device");
+      refuse(options->version >= 1 && options->dtype != nullptr, "dtype");
+      refuse(options->version >= 1 && options->threads != 0, "threads");
+      refuse(options->version >= 2 && options->locator_model_dir != nullptr, "locator_model_dir");
+      refuse(options->version >= 3 && options->image_memory_mb != 0, "image_memory_mb");
+    }
+    JudgeSetup setup = judge_setup_from(options, fn);
+    *out = new imgjudge_judge{imgjudge::Judge(constitution->value, models->value, std::move(setup.judge))};
+  });
+}
 
 imgjudge_status imgjudge_judge_bytes(imgjudge_verdict** out, const imgjudge_judge* judge,
                                      const void* bytes, size_t size,

@@ -915,3 +915,73 @@ TEST_CASE("an uncertain rule under uncertain = \"review\" gives IMGJUDGE_DECISIO
   imgjudge_judge_free(judge);
   imgjudge_constitution_free(constitution);
 }
+
+TEST_CASE("models loaded once serve several judges, freed in any order", "[capi]") {
+  imgjudge_models_options models_options = IMGJUDGE_MODELS_OPTIONS_INIT;
+  models_options.backend = "scripted";
+  models_options.script_path = IMGJUDGE_SOURCE_DIR "/tests/data/eval/script.toml";
+  imgjudge_models* models = nullptr;
+  REQUIRE(imgjudge_models_load(&models, &models_options) == IMGJUDGE_OK);
+
+  imgjudge_constitution* strict = nullptr;
+  imgjudge_constitution* lenient = nullptr;
+  REQUIRE(imgjudge_constitution_load_file(&strict, IMGJUDGE_SOURCE_DIR "/tests/data/eval/constitution.toml") ==
+          IMGJUDGE_OK);
+  std::string lenient_text = "schema_version = 1\nname = \"lenient\"\nversion = \"1\"\n[defaults]\nuncertain = \"safe\"\n";
+  {
+    std::ifstream in(IMGJUDGE_SOURCE_DIR "/tests/data/eval/constitution.toml");
+    std::string line;
+    bool in_rules = false;
+    while (std::getline(in, line)) {
+      in_rules = in_rules || line.rfind("[[rules]]", 0) == 0;
+      if (in_rules) lenient_text += line + "\n";
+    }
+  }
+  REQUIRE(imgjudge_constitution_load_string(&lenient, lenient_text.data(), lenient_text.size(), "lenient.toml") ==
+          IMGJUDGE_OK);
+
+  imgjudge_judge_options options = IMGJUDGE_JUDGE_OPTIONS_INIT;
+  options.cascade = 0;  // the rocket's gun stays uncertain: review under one policy, safe under the other
+  imgjudge_judge* review_judge = nullptr;
+  imgjudge_judge* safe_judge = nullptr;
+  REQUIRE(imgjudge_judge_create_with_models(&review_judge, strict, models, &options) == IMGJUDGE_OK);
+  REQUIRE(imgjudge_judge_create_with_models(&safe_judge, lenient, models, &options) == IMGJUDGE_OK);
+  imgjudge_models_free(models);  // the judges keep the models alive
+  imgjudge_constitution_free(strict);
+  imgjudge_constitution_free(lenient);
+
+  for (auto [judge, expected] : {std::pair{review_judge, IMGJUDGE_DECISION_REVIEW}, std::pair{safe_judge, IMGJUDGE_DECISION_SAFE}}) {
+    imgjudge_verdict* verdict = nullptr;
+    REQUIRE(imgjudge_judge_file(&verdict, judge, IMGJUDGE_SOURCE_DIR "/examples/images/rocket.jpg", nullptr) ==
+            IMGJUDGE_OK);
+    imgjudge_decision decision = IMGJUDGE_DECISION_UNSAFE;
+    CHECK(imgjudge_verdict_decision(&decision, verdict) == IMGJUDGE_OK);
+    CHECK(decision == expected);
+    imgjudge_verdict_free(verdict);
+  }
+  imgjudge_judge_free(review_judge);
+  imgjudge_judge_free(safe_judge);
+}
+
+TEST_CASE("a judge over loaded models refuses model options it would ignore", "[capi]") {
+  imgjudge_models_options models_options = IMGJUDGE_MODELS_OPTIONS_INIT;
+  models_options.backend = "scripted";
+  models_options.script_path = IMGJUDGE_SOURCE_DIR "/examples/demo/scripted-answers.toml";
+  imgjudge_models* models = nullptr;
+  REQUIRE(imgjudge_models_load(&models, &models_options) == IMGJUDGE_OK);
+  LoadedConstitution constitution;
+  imgjudge_judge* judge = reinterpret_cast<imgjudge_judge*>(0x1);
+  imgjudge_judge_options options = IMGJUDGE_JUDGE_OPTIONS_INIT;
+  options.model_dir = "/models/other";
+  CHECK(imgjudge_judge_create_with_models(&judge, constitution.handle, models, &options) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK(judge == nullptr);
+  CHECK_THAT(last_message(), Catch::Contains("options->model_dir is set") && Catch::Contains("imgjudge_models_load"));
+  CHECK(imgjudge_judge_create_with_models(&judge, constitution.handle, nullptr, nullptr) == IMGJUDGE_INVALID_ARGUMENT);
+  // Bad models options fail the load with a message.
+  models_options.threads = 5000;
+  imgjudge_models* bad = reinterpret_cast<imgjudge_models*>(0x1);
+  CHECK(imgjudge_models_load(&bad, &models_options) == IMGJUDGE_INVALID_ARGUMENT);
+  CHECK(bad == nullptr);
+  CHECK_THAT(last_message(), Catch::Contains("options->threads is 5000"));
+  imgjudge_models_free(models);
+}
