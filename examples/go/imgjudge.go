@@ -151,17 +151,26 @@ func (c *Constitution) Close() {
 	runtime.SetFinalizer(c, nil)
 }
 
-// JudgeOptions configures a judge. The zero value is the C defaults (torch
-// backend, every stage on); the Disable* fields are ablations.
-type JudgeOptions struct {
+// ModelOptions says which models to load and how to run them (the C
+// imgjudge_models_options). The zero value is the C defaults (torch backend, CPU).
+type ModelOptions struct {
 	Backend           string // "torch" (default) or "scripted"
 	ModelDir          string // Hugging Face folder of the multimodal LLM
 	RelevanceModelDir string // CLIP/SigLIP folder, optional
 	LocatorModelDir   string // OWLv2/OWL-ViT folder for strategy 2, optional
 	ScriptPath        string // scripted backend: its answer script
-	Device            string // "cpu" (default)
-	Dtype             string // "auto" (default), "float32", "bfloat16"
+	Device            string // "cpu" (default) or "cuda[:N]"
+	Dtype             string // "auto" (default), "float32", "bfloat16", "int8"
 	Threads           int    // 0 = all cores
+
+	ImageMemoryMB uint64 // memory one image may take in the model; 0 = default (half the RAM, at most 8192)
+}
+
+// JudgeOptions configures a judge: the models to load (left zero for
+// NewJudgeWithModels) and the method's switches and limits. The zero value is
+// the C defaults (every stage on); the Disable* fields are ablations.
+type JudgeOptions struct {
+	Models ModelOptions
 
 	DisableRelevance, DisableDebias, DisableChains, DisableCascade, DisableEarlyExit, DisableLocator bool
 
@@ -169,8 +178,59 @@ type JudgeOptions struct {
 
 	MaxImageBytes, MaxImagePixels uint64 // 0 = default
 	MaxImageWidth, MaxImageHeight uint32 // 0 = default
+}
 
-	ImageMemoryMB uint64 // memory one image may take in the model; 0 = default (half the RAM, at most 8192)
+// cStrings holds C copies of option strings until free.
+type cStrings []*C.char
+
+func (s *cStrings) optional(value string) *C.char {
+	if value == "" {
+		return nil
+	}
+	c := C.CString(value)
+	*s = append(*s, c)
+	return c
+}
+
+func (s *cStrings) free() {
+	for _, c := range *s {
+		C.free(unsafe.Pointer(c))
+	}
+}
+
+// Models are loaded once and shared by many judges: two constitutions over
+// one 2B model hold one copy of its weights. The C side counts references, so
+// Close may come before or after the judges made from it are closed.
+type Models struct{ raw *C.imgjudge_models }
+
+// LoadModels loads the models (seconds; the weights are copied into memory).
+func LoadModels(options ModelOptions) (*Models, error) {
+	var strings cStrings
+	defer strings.free()
+	c := C.imgjudge_models_options{version: C.IMGJUDGE_MODELS_OPTIONS_VERSION}
+	c.backend = strings.optional(options.Backend)
+	c.model_dir = strings.optional(options.ModelDir)
+	c.relevance_model_dir = strings.optional(options.RelevanceModelDir)
+	c.locator_model_dir = strings.optional(options.LocatorModelDir)
+	c.script_path = strings.optional(options.ScriptPath)
+	c.device = strings.optional(options.Device)
+	c.dtype = strings.optional(options.Dtype)
+	c.threads = C.int(options.Threads)
+	c.image_memory_mb = C.uint64_t(options.ImageMemoryMB)
+	var raw *C.imgjudge_models
+	if err := call(func() C.imgjudge_status { return C.imgjudge_models_load(&raw, &c) }); err != nil {
+		return nil, err
+	}
+	m := &Models{raw: raw}
+	runtime.SetFinalizer(m, (*Models).Close)
+	return m, nil
+}
+
+// Close releases this handle; judges made from it keep the models. Idempotent.
+func (m *Models) Close() {
+	C.imgjudge_models_free(m.raw)
+	m.raw = nil
+	runtime.SetFinalizer(m, nil)
 }
 
 // Judge judges images against a constitution; safe for concurrent use.
@@ -183,37 +243,42 @@ func flag(disabled bool) C.int {
 	return 1
 }
 
-// NewJudge loads the models and prepares everything image-independent.
+// NewJudge loads the models and prepares everything image-independent. To
+// judge by several constitutions, use LoadModels once and NewJudgeWithModels.
 func NewJudge(constitution *Constitution, options JudgeOptions) (*Judge, error) {
-	defer runtime.KeepAlive(constitution)
-	var strings []*C.char
-	defer func() {
-		for _, s := range strings {
-			C.free(unsafe.Pointer(s))
-		}
-	}()
-	optional := func(value string) *C.char {
-		if value == "" {
-			return nil
-		}
-		s := C.CString(value)
-		strings = append(strings, s)
-		return s
+	return createJudge(constitution, nil, options)
+}
+
+// NewJudgeWithModels makes a judge over already loaded models.
+// options.Models must stay zero: the library refuses a model field, naming it.
+func NewJudgeWithModels(constitution *Constitution, models *Models, options JudgeOptions) (*Judge, error) {
+	if models == nil || models.raw == nil {
+		return nil, &Error{Status: InvalidArgument, Message: "models is nil or closed"}
 	}
+	return createJudge(constitution, models, options)
+}
+
+func createJudge(constitution *Constitution, models *Models, options JudgeOptions) (*Judge, error) {
+	defer runtime.KeepAlive(constitution)
+	defer runtime.KeepAlive(models)
+	var strings cStrings
+	defer strings.free()
 	var c C.imgjudge_judge_options
 	if err := call(func() C.imgjudge_status {
 		return C.imgjudge_judge_options_init(&c, C.IMGJUDGE_JUDGE_OPTIONS_VERSION)
 	}); err != nil {
 		return nil, err
 	}
-	c.backend = optional(options.Backend)
-	c.model_dir = optional(options.ModelDir)
-	c.relevance_model_dir = optional(options.RelevanceModelDir)
-	c.locator_model_dir = optional(options.LocatorModelDir)
-	c.script_path = optional(options.ScriptPath)
-	c.device = optional(options.Device)
-	c.dtype = optional(options.Dtype)
-	c.threads = C.int(options.Threads)
+	m := options.Models
+	c.backend = strings.optional(m.Backend)
+	c.model_dir = strings.optional(m.ModelDir)
+	c.relevance_model_dir = strings.optional(m.RelevanceModelDir)
+	c.locator_model_dir = strings.optional(m.LocatorModelDir)
+	c.script_path = strings.optional(m.ScriptPath)
+	c.device = strings.optional(m.Device)
+	c.dtype = strings.optional(m.Dtype)
+	c.threads = C.int(m.Threads)
+	c.image_memory_mb = C.uint64_t(m.ImageMemoryMB)
 	c.relevance = flag(options.DisableRelevance)
 	c.debias = flag(options.DisableDebias)
 	c.chains = flag(options.DisableChains)
@@ -225,10 +290,15 @@ func NewJudge(constitution *Constitution, options JudgeOptions) (*Judge, error) 
 	c.max_image_width = C.uint32_t(options.MaxImageWidth)
 	c.max_image_height = C.uint32_t(options.MaxImageHeight)
 	c.max_image_pixels = C.uint64_t(options.MaxImagePixels)
-	c.image_memory_mb = C.uint64_t(options.ImageMemoryMB)
 
 	var raw *C.imgjudge_judge
-	if err := call(func() C.imgjudge_status { return C.imgjudge_judge_create(&raw, constitution.raw, &c) }); err != nil {
+	create := func() C.imgjudge_status { return C.imgjudge_judge_create(&raw, constitution.raw, &c) }
+	if models != nil {
+		create = func() C.imgjudge_status {
+			return C.imgjudge_judge_create_with_models(&raw, constitution.raw, models.raw, &c)
+		}
+	}
+	if err := call(create); err != nil {
 		return nil, err
 	}
 	j := &Judge{raw: raw}
@@ -372,6 +442,22 @@ func (v *Verdict) ViolatedRules() []string {
 	for i := C.size_t(0); i < count; i++ {
 		var id *C.char
 		if C.imgjudge_verdict_violated_rule_id(&id, v.raw, i) == C.IMGJUDGE_OK {
+			ids = append(ids, C.GoString(id))
+		}
+	}
+	return ids
+}
+
+// ReviewRules lists the ids of rules that stayed uncertain under
+// `uncertain = "review"`, in constitution order.
+func (v *Verdict) ReviewRules() []string {
+	defer runtime.KeepAlive(v)
+	var count C.size_t
+	C.imgjudge_verdict_review_rule_count(&count, v.raw)
+	ids := make([]string, 0, int(count))
+	for i := C.size_t(0); i < count; i++ {
+		var id *C.char
+		if C.imgjudge_verdict_review_rule_id(&id, v.raw, i) == C.IMGJUDGE_OK {
 			ids = append(ids, C.GoString(id))
 		}
 	}

@@ -36,23 +36,28 @@ func images(t *testing.T) string {
 // newJudge: rocket.jpg is scripted as a burning building (prior 0.2, scores
 // above 0.84 are accepted); other images score 0.5 and end up safe.
 func newJudge(t *testing.T) *Judge {
+	script := writeScript(t)
+	constitution, err := ParseConstitution(rules, "go-test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer constitution.Close() // the judge keeps its own copy
+	judge, err := NewJudge(constitution, JudgeOptions{Models: ModelOptions{Backend: "scripted", ScriptPath: script}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(judge.Close)
+	return judge
+}
+
+func writeScript(t *testing.T) string {
 	script := filepath.Join(t.TempDir(), "script.toml")
 	text := "[defaults]\nprior = 0.2\n\n[[images]]\nfile = \"" + filepath.Join(images(t), "rocket.jpg") +
 		"\"\nscores = { \"A building is visible in the image.\" = 0.95, \"Flames are visible on the building.\" = 0.97 }\n"
 	if err := os.WriteFile(script, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	constitution, err := ParseConstitution(rules, "go-test.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer constitution.Close() // the judge keeps its own copy
-	judge, err := NewJudge(constitution, JudgeOptions{Backend: "scripted", ScriptPath: script})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(judge.Close)
-	return judge
+	return script
 }
 
 func status(err error) Status {
@@ -122,7 +127,7 @@ func TestErrorsCarryStatusAndMessage(t *testing.T) {
 	}
 	constitution, _ := ParseConstitution(rules, "go-test.toml")
 	defer constitution.Close()
-	_, err = NewJudge(constitution, JudgeOptions{Backend: "nope"})
+	_, err = NewJudge(constitution, JudgeOptions{Models: ModelOptions{Backend: "nope"}})
 	if status(err) != InvalidArgument || !strings.Contains(err.Error(), "unknown backend") {
 		t.Errorf("unknown backend: %v", err)
 	}
@@ -203,7 +208,7 @@ func TestLocatorAndReasoningOptions(t *testing.T) {
 	defer constitution.Close()
 	rocket := filepath.Join(images(t), "rocket.jpg")
 
-	judge, err := NewJudge(constitution, JudgeOptions{Backend: "scripted", ScriptPath: script,
+	judge, err := NewJudge(constitution, JudgeOptions{Models: ModelOptions{Backend: "scripted", ScriptPath: script},
 		DisableLocator: true, ReasoningTokens: 64})
 	if err != nil {
 		t.Fatal(err)
@@ -218,12 +223,73 @@ func TestLocatorAndReasoningOptions(t *testing.T) {
 		t.Errorf("locator off but no ablation note: %s", json)
 	}
 
-	_, err = NewJudge(constitution, JudgeOptions{Backend: "scripted", ScriptPath: script, ReasoningTokens: -1})
+	_, err = NewJudge(constitution, JudgeOptions{Models: ModelOptions{Backend: "scripted", ScriptPath: script}, ReasoningTokens: -1})
 	if status(err) != InvalidArgument || !strings.Contains(err.Error(), "reasoning_tokens") {
 		t.Errorf("negative reasoning budget: %v", err)
 	}
-	_, err = NewJudge(constitution, JudgeOptions{Backend: "scripted", ScriptPath: script, LocatorModelDir: "/x/owlv2"})
+	_, err = NewJudge(constitution, JudgeOptions{Models: ModelOptions{Backend: "scripted", ScriptPath: script, LocatorModelDir: "/x/owlv2"}})
 	if status(err) != InvalidArgument || !strings.Contains(err.Error(), "locator_model_dir") {
 		t.Errorf("a locator folder the scripted backend would ignore: %v", err)
+	}
+}
+
+// Two constitutions over one models handle; the handle closed before the judges.
+func TestModelsSharedByTwoJudges(t *testing.T) {
+	models, err := LoadModels(ModelOptions{Backend: "scripted", ScriptPath: writeScript(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fire, _ := ParseConstitution(rules, "go-test.toml")
+	defer fire.Close()
+	other, _ := ParseConstitution(strings.ReplaceAll(rules, "test.fire", "test.other"), "other.toml")
+	defer other.Close()
+	first, err := NewJudgeWithModels(fire, models, JudgeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := NewJudgeWithModels(other, models, JudgeOptions{DisableCascade: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	models.Close() // the judges hold their own references
+
+	ctx := context.Background()
+	rocket := filepath.Join(images(t), "rocket.jpg")
+	for judge, want := range map[*Judge]string{first: "test.fire", second: "test.other"} {
+		verdict, err := judge.JudgeFile(ctx, rocket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := verdict.ViolatedRules(); len(got) != 1 || got[0] != want {
+			t.Errorf("violated %v, want [%s]", got, want)
+		}
+		verdict.Close()
+	}
+	// coffee.png scores 0.5 on both items: uncertain, and with reasoning off
+	// the default policy (review) applies.
+	verdict, err := second.JudgeFile(ctx, filepath.Join(images(t), "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer verdict.Close()
+	if got := verdict.ReviewRules(); !verdict.NeedsReview() || len(got) != 1 || got[0] != "test.other" {
+		t.Errorf("review %v (needs review %v)", got, verdict.NeedsReview())
+	}
+
+	_, err = NewJudgeWithModels(fire, models, JudgeOptions{})
+	if status(err) != InvalidArgument {
+		t.Errorf("a closed models handle: %v", err)
+	}
+	again, _ := LoadModels(ModelOptions{Backend: "scripted", ScriptPath: writeScript(t)})
+	defer again.Close()
+	_, err = NewJudgeWithModels(fire, again, JudgeOptions{Models: ModelOptions{ModelDir: "/models/x"}})
+	if status(err) != InvalidArgument || !strings.Contains(err.Error(), "model_dir") {
+		t.Errorf("a model field with loaded models: %v", err)
+	}
+	_, err = LoadModels(ModelOptions{ModelDir: "/nonexistent/imgjudge-model"})
+	if status(err) != InvalidModel || !strings.Contains(err.Error(), "/nonexistent/imgjudge-model") {
+		t.Errorf("missing model folder: %v", err)
 	}
 }

@@ -6,6 +6,7 @@
 #include "torch_catch.hpp"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -27,9 +28,24 @@ using Catch::Matchers::Contains;
 
 namespace {
 
+// ctest runs each test case as its own process, several at once: every process
+// writes and breaks models in a folder of its own (a shared one was rewritten
+// under a test reading it), removed when the process ends.
+const fs::path& process_root() {
+  struct Root {
+    fs::path path = fs::temp_directory_path() / ("imgjudge_test_model_folders." + std::to_string(::getpid()));
+    Root() { fs::create_directories(path); }
+    ~Root() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  };
+  static const Root root;
+  return root.path;
+}
+
 std::string make_tiny_qwen2_vl() {
-  const fs::path root = fs::temp_directory_path() / "imgjudge_test_model_folders";
-  fs::create_directories(root);
+  const fs::path& root = process_root();
   const std::string config_path = (root / "source_config.json").string();
   std::ofstream(config_path) << R"({
     "model_type": "qwen2_vl", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -56,7 +72,7 @@ const std::string& tiny_model() {
 
 // A fresh copy of the tiny model to break.
 std::string copy_model(const std::string& name) {
-  const fs::path out = fs::temp_directory_path() / ("imgjudge_test_broken_" + name);
+  const fs::path out = process_root() / ("broken_" + name);
   fs::remove_all(out);
   fs::copy(tiny_model(), out, fs::copy_options::recursive);
   return out.string();
@@ -278,7 +294,7 @@ TEST_CASE("an image over the memory budget fails alone with LimitExceeded, befor
                  Contains("the image memory budget is 2 MiB"));
 
   // The CLI: the image over the budget gets its error line, the others their verdicts.
-  const std::string small_path = (fs::temp_directory_path() / "imgjudge_test_small.png").string();
+  const std::string small_path = (process_root() / "small.png").string();
   const std::vector<std::uint8_t> png = imgjudge::encode_png(small);
   std::ofstream(small_path, std::ios::binary).write(reinterpret_cast<const char*>(png.data()),
                                                      static_cast<std::streamsize>(png.size()));

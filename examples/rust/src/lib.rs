@@ -224,18 +224,130 @@ impl Drop for Constitution {
 
 // ---------------------------------------------------------------------------
 
-/// How to build a judge (mirrors `imgjudge_judge_options`; `None`/0 = default).
-#[derive(Debug, Clone)]
-pub struct JudgeOptions {
+/// Which models to load and how to run them (mirrors `imgjudge_models_options`;
+/// `None`/0 = the library's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// "torch" (default) or "scripted".
     pub backend: Option<String>,
+    /// Hugging Face folder of the multimodal LLM.
     pub model_dir: Option<String>,
+    /// CLIP / SigLIP folder for relevance scanning, optional.
     pub relevance_model_dir: Option<String>,
     /// OWLv2 / OWL-ViT folder for strategy 2 (region removal), optional.
     pub locator_model_dir: Option<String>,
+    /// Scripted backend only: its answer script.
     pub script_path: Option<String>,
+    /// "cpu" (default) or "cuda[:N]".
     pub device: Option<String>,
+    /// "auto" (default), "float32", "bfloat16" or "int8".
     pub dtype: Option<String>,
+    /// Intra-op threads; 0 = all cores.
     pub threads: u32,
+    /// Memory one image may take in the model, in MiB; 0 = the default (half the RAM, at most 8192).
+    pub image_memory_mb: u64,
+}
+
+impl ModelOptions {
+    /// The torch backend over a Hugging Face model folder.
+    pub fn torch(model_dir: &str) -> Self {
+        ModelOptions { model_dir: Some(model_dir.into()), ..Default::default() }
+    }
+
+    /// The deterministic scripted backend (docs/scripted-backend.md).
+    pub fn scripted(script_path: &str) -> Self {
+        ModelOptions {
+            backend: Some("scripted".into()),
+            script_path: Some(script_path.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The option strings of a `ModelOptions` as C strings, alive while this lives.
+struct CModelStrings {
+    backend: Option<CString>,
+    model_dir: Option<CString>,
+    relevance_model_dir: Option<CString>,
+    locator_model_dir: Option<CString>,
+    script_path: Option<CString>,
+    device: Option<CString>,
+    dtype: Option<CString>,
+    threads: c_int,
+}
+
+impl CModelStrings {
+    fn new(options: &ModelOptions) -> Result<Self> {
+        let optional = |value: &Option<String>, what: &str| -> Result<Option<CString>> {
+            value.as_deref().map(|v| c_string(v, what)).transpose()
+        };
+        Ok(CModelStrings {
+            backend: optional(&options.backend, "backend")?,
+            model_dir: optional(&options.model_dir, "model_dir")?,
+            relevance_model_dir: optional(&options.relevance_model_dir, "relevance_model_dir")?,
+            locator_model_dir: optional(&options.locator_model_dir, "locator_model_dir")?,
+            script_path: optional(&options.script_path, "script_path")?,
+            device: optional(&options.device, "device")?,
+            dtype: optional(&options.dtype, "dtype")?,
+            threads: i32::try_from(options.threads).map_err(|_| Error {
+                status: Status::InvalidArgument,
+                message: format!("threads {} is too large", options.threads),
+            })?,
+        })
+    }
+}
+
+fn ptr_of(value: &Option<CString>) -> *const c_char {
+    value.as_ref().map_or(ptr::null(), |v| v.as_ptr())
+}
+
+/// Models loaded once and shared by many judges: two constitutions over one
+/// 2B model hold one copy of its weights. Reference-counted on the C side, so a
+/// `Models` may be dropped before or after the judges made from it.
+pub struct Models {
+    raw: *mut sys::imgjudge_models,
+}
+
+// SAFETY: the C API documents loaded models as immutable and safe to share between threads.
+unsafe impl Send for Models {}
+unsafe impl Sync for Models {}
+
+impl Models {
+    /// Loads the models (seconds; the weights are copied into memory).
+    pub fn load(options: &ModelOptions) -> Result<Models> {
+        let strings = CModelStrings::new(options)?;
+        let c_options = sys::imgjudge_models_options {
+            version: sys::IMGJUDGE_MODELS_OPTIONS_VERSION,
+            backend: ptr_of(&strings.backend),
+            model_dir: ptr_of(&strings.model_dir),
+            relevance_model_dir: ptr_of(&strings.relevance_model_dir),
+            locator_model_dir: ptr_of(&strings.locator_model_dir),
+            script_path: ptr_of(&strings.script_path),
+            device: ptr_of(&strings.device),
+            dtype: ptr_of(&strings.dtype),
+            threads: strings.threads,
+            image_memory_mb: options.image_memory_mb,
+        };
+        let mut raw = ptr::null_mut();
+        // SAFETY: the strings live until the end of this function; the library copies them.
+        check(unsafe { sys::imgjudge_models_load(&mut raw, &c_options) })?;
+        Ok(Models { raw })
+    }
+}
+
+impl Drop for Models {
+    fn drop(&mut self) {
+        // SAFETY: owned handle, released once; judges hold their own references.
+        unsafe { sys::imgjudge_models_free(self.raw) }
+    }
+}
+
+/// How to build a judge (mirrors `imgjudge_judge_options`): the models to load
+/// (ignored by `Judge::with_models`, where they must stay unset) and the
+/// method's switches and limits (`None`/0 = default).
+#[derive(Debug, Clone)]
+pub struct JudgeOptions {
+    pub models: ModelOptions,
     pub relevance: bool,
     pub debias: bool,
     pub chains: bool,
@@ -249,21 +361,12 @@ pub struct JudgeOptions {
     pub max_image_width: u32,
     pub max_image_height: u32,
     pub max_image_pixels: u64,
-    /// Memory one image may take in the model, in MiB; 0 = the default (half the RAM, at most 8192).
-    pub image_memory_mb: u64,
 }
 
 impl Default for JudgeOptions {
     fn default() -> Self {
         JudgeOptions {
-            backend: None,
-            model_dir: None,
-            relevance_model_dir: None,
-            locator_model_dir: None,
-            script_path: None,
-            device: None,
-            dtype: None,
-            threads: 0,
+            models: ModelOptions::default(),
             relevance: true,
             debias: true,
             chains: true,
@@ -275,7 +378,6 @@ impl Default for JudgeOptions {
             max_image_width: 0,
             max_image_height: 0,
             max_image_pixels: 0,
-            image_memory_mb: 0,
         }
     }
 }
@@ -283,16 +385,12 @@ impl Default for JudgeOptions {
 impl JudgeOptions {
     /// The torch backend over a Hugging Face model folder.
     pub fn torch(model_dir: &str) -> Self {
-        JudgeOptions { model_dir: Some(model_dir.into()), ..Default::default() }
+        JudgeOptions { models: ModelOptions::torch(model_dir), ..Default::default() }
     }
 
     /// The deterministic scripted backend (docs/scripted-backend.md).
     pub fn scripted(script_path: &str) -> Self {
-        JudgeOptions {
-            backend: Some("scripted".into()),
-            script_path: Some(script_path.into()),
-            ..Default::default()
-        }
+        JudgeOptions { models: ModelOptions::scripted(script_path), ..Default::default() }
     }
 }
 
@@ -328,35 +426,40 @@ unsafe impl Sync for Judge {}
 
 impl Judge {
     /// Loads the models and prepares everything image-independent (can take seconds).
+    /// To judge by several constitutions, load `Models` once and use `with_models`.
     pub fn new(constitution: &Constitution, options: &JudgeOptions) -> Result<Judge> {
-        let optional = |value: &Option<String>, what: &str| -> Result<Option<CString>> {
-            value.as_deref().map(|v| c_string(v, what)).transpose()
-        };
-        let backend = optional(&options.backend, "backend")?;
-        let model_dir = optional(&options.model_dir, "model_dir")?;
-        let relevance_model_dir = optional(&options.relevance_model_dir, "relevance_model_dir")?;
-        let locator_model_dir = optional(&options.locator_model_dir, "locator_model_dir")?;
-        let script_path = optional(&options.script_path, "script_path")?;
-        let device = optional(&options.device, "device")?;
-        let dtype = optional(&options.dtype, "dtype")?;
-        let ptr_of = |value: &Option<CString>| value.as_ref().map_or(ptr::null(), |v| v.as_ptr());
-        let threads = i32::try_from(options.threads).map_err(|_| Error {
-            status: Status::InvalidArgument,
-            message: format!("threads {} is too large", options.threads),
-        })?;
+        Self::create(constitution, None, options)
+    }
+
+    /// A judge over already loaded models. `options.models` must be left at its
+    /// default: the library refuses a model field here, naming it.
+    pub fn with_models(
+        constitution: &Constitution,
+        models: &Models,
+        options: &JudgeOptions,
+    ) -> Result<Judge> {
+        Self::create(constitution, Some(models), options)
+    }
+
+    fn create(
+        constitution: &Constitution,
+        models: Option<&Models>,
+        options: &JudgeOptions,
+    ) -> Result<Judge> {
+        let strings = CModelStrings::new(&options.models)?;
         let reasoning_tokens = i32::try_from(options.reasoning_tokens).map_err(|_| Error {
             status: Status::InvalidArgument,
             message: format!("reasoning_tokens {} is too large", options.reasoning_tokens),
         })?;
         let c_options = sys::imgjudge_judge_options {
             version: sys::IMGJUDGE_JUDGE_OPTIONS_VERSION,
-            backend: ptr_of(&backend),
-            model_dir: ptr_of(&model_dir),
-            relevance_model_dir: ptr_of(&relevance_model_dir),
-            script_path: ptr_of(&script_path),
-            device: ptr_of(&device),
-            dtype: ptr_of(&dtype),
-            threads,
+            backend: ptr_of(&strings.backend),
+            model_dir: ptr_of(&strings.model_dir),
+            relevance_model_dir: ptr_of(&strings.relevance_model_dir),
+            script_path: ptr_of(&strings.script_path),
+            device: ptr_of(&strings.device),
+            dtype: ptr_of(&strings.dtype),
+            threads: strings.threads,
             relevance: options.relevance.into(),
             debias: options.debias.into(),
             chains: options.chains.into(),
@@ -366,14 +469,24 @@ impl Judge {
             max_image_width: options.max_image_width,
             max_image_height: options.max_image_height,
             max_image_pixels: options.max_image_pixels,
-            locator_model_dir: ptr_of(&locator_model_dir),
+            locator_model_dir: ptr_of(&strings.locator_model_dir),
             locator: options.locator.into(),
             reasoning_tokens,
-            image_memory_mb: options.image_memory_mb,
+            image_memory_mb: options.models.image_memory_mb,
         };
         let mut raw = ptr::null_mut();
         // SAFETY: the strings live until the end of this function; the library copies them.
-        check(unsafe { sys::imgjudge_judge_create(&mut raw, constitution.raw, &c_options) })?;
+        check(unsafe {
+            match models {
+                None => sys::imgjudge_judge_create(&mut raw, constitution.raw, &c_options),
+                Some(models) => sys::imgjudge_judge_create_with_models(
+                    &mut raw,
+                    constitution.raw,
+                    models.raw,
+                    &c_options,
+                ),
+            }
+        })?;
         Ok(Judge { raw })
     }
 
@@ -460,21 +573,40 @@ impl Verdict {
     /// True if no rule is violated but one stayed uncertain under
     /// `uncertain = "review"`: route the image to a person.
     pub fn needs_review(&self) -> bool {
-        let mut decision: c_int = 1;
+        let mut decision: c_int = sys::IMGJUDGE_DECISION_UNSAFE;
         let _ = check(unsafe { sys::imgjudge_verdict_decision(&mut decision, self.raw) });
-        decision == 2 // IMGJUDGE_DECISION_REVIEW
+        decision == sys::IMGJUDGE_DECISION_REVIEW
     }
 
     /// Ids of the violated rules, in constitution order.
     pub fn violated_rules(&self) -> Vec<String> {
+        self.rule_ids(sys::imgjudge_verdict_violated_rule_count, sys::imgjudge_verdict_violated_rule_id)
+    }
+
+    /// Ids of the rules that need review (uncertain under `uncertain = "review"`),
+    /// in constitution order.
+    pub fn review_rules(&self) -> Vec<String> {
+        self.rule_ids(sys::imgjudge_verdict_review_rule_count, sys::imgjudge_verdict_review_rule_id)
+    }
+
+    fn rule_ids(
+        &self,
+        count_of: unsafe extern "C" fn(*mut usize, *const sys::imgjudge_verdict) -> sys::imgjudge_status,
+        id_at: unsafe extern "C" fn(
+            *mut *const c_char,
+            *const sys::imgjudge_verdict,
+            usize,
+        ) -> sys::imgjudge_status,
+    ) -> Vec<String> {
         let mut count = 0usize;
-        if check(unsafe { sys::imgjudge_verdict_violated_rule_count(&mut count, self.raw) }).is_err() {
+        // SAFETY: self.raw is a live verdict; the ids it owns are copied at once.
+        if check(unsafe { count_of(&mut count, self.raw) }).is_err() {
             return Vec::new();
         }
         (0..count)
             .filter_map(|index| {
                 let mut id = ptr::null();
-                check(unsafe { sys::imgjudge_verdict_violated_rule_id(&mut id, self.raw, index) })
+                check(unsafe { id_at(&mut id, self.raw, index) })
                     .ok()
                     .map(|_| unsafe { owned_string(id) })
             })

@@ -12,7 +12,10 @@ pub type imgjudge_status = c_int;
 pub const IMGJUDGE_OK: imgjudge_status = 0;
 pub const IMGJUDGE_JUDGE_OPTIONS_VERSION: c_uint = 3;
 pub const IMGJUDGE_CALL_OPTIONS_VERSION: c_uint = 1;
+pub const IMGJUDGE_MODELS_OPTIONS_VERSION: c_uint = 1;
+pub const IMGJUDGE_DECISION_SAFE: c_int = 0;
 pub const IMGJUDGE_DECISION_UNSAFE: c_int = 1;
+pub const IMGJUDGE_DECISION_REVIEW: c_int = 2;
 
 #[repr(C)]
 pub struct imgjudge_constitution {
@@ -28,6 +31,10 @@ pub struct imgjudge_verdict {
 }
 #[repr(C)]
 pub struct imgjudge_cancel_token {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct imgjudge_models {
     _private: [u8; 0],
 }
 
@@ -56,6 +63,21 @@ pub struct imgjudge_judge_options {
     pub locator: c_int,
     pub reasoning_tokens: c_int,
     // Layout 3.
+    pub image_memory_mb: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct imgjudge_models_options {
+    pub version: c_uint,
+    pub backend: *const c_char,
+    pub model_dir: *const c_char,
+    pub relevance_model_dir: *const c_char,
+    pub locator_model_dir: *const c_char,
+    pub script_path: *const c_char,
+    pub device: *const c_char,
+    pub dtype: *const c_char,
+    pub threads: c_int,
     pub image_memory_mb: u64,
 }
 
@@ -112,6 +134,19 @@ extern "C" {
         options: *const imgjudge_judge_options,
     ) -> imgjudge_status;
     pub fn imgjudge_judge_free(judge: *mut imgjudge_judge);
+
+    pub fn imgjudge_models_load(
+        out: *mut *mut imgjudge_models,
+        options: *const imgjudge_models_options,
+    ) -> imgjudge_status;
+    pub fn imgjudge_models_free(models: *mut imgjudge_models);
+    pub fn imgjudge_judge_create_with_models(
+        out: *mut *mut imgjudge_judge,
+        constitution: *const imgjudge_constitution,
+        models: *const imgjudge_models,
+        options: *const imgjudge_judge_options,
+    ) -> imgjudge_status;
+
     pub fn imgjudge_judge_bytes(
         out: *mut *mut imgjudge_verdict,
         judge: *const imgjudge_judge,
@@ -145,6 +180,15 @@ extern "C" {
         verdict: *const imgjudge_verdict,
     ) -> imgjudge_status;
     pub fn imgjudge_verdict_violated_rule_id(
+        out_id: *mut *const c_char,
+        verdict: *const imgjudge_verdict,
+        index: usize,
+    ) -> imgjudge_status;
+    pub fn imgjudge_verdict_review_rule_count(
+        out_count: *mut usize,
+        verdict: *const imgjudge_verdict,
+    ) -> imgjudge_status;
+    pub fn imgjudge_verdict_review_rule_id(
         out_id: *mut *const c_char,
         verdict: *const imgjudge_verdict,
         index: usize,

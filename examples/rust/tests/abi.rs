@@ -44,3 +44,13 @@ fn call_options_layout_matches_the_library() {
     assert!(options.cancel.is_null());
     assert_eq!(std::mem::size_of::<sys::imgjudge_call_options>(), 24);
 }
+
+#[test]
+fn models_options_layout_matches_the_header() {
+    // u32 + 4 padding + 7 pointers + int + 4 padding + u64, on LP64; the
+    // header's IMGJUDGE_MODELS_OPTIONS_INIT has no init function to compare with.
+    assert_eq!(std::mem::size_of::<sys::imgjudge_models_options>(), 80);
+    assert_eq!(std::mem::offset_of!(sys::imgjudge_models_options, threads), 64);
+    assert_eq!(std::mem::offset_of!(sys::imgjudge_models_options, image_memory_mb), 72);
+    assert_eq!(sys::IMGJUDGE_MODELS_OPTIONS_VERSION, 1);
+}

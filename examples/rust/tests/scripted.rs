@@ -1,6 +1,6 @@
 //! The bindings end to end through the scripted backend (no model weights):
 //! verdicts, every kind of error with its status and message, and threads.
-use imgjudge::{CallOptions, CancelToken, Constitution, Judge, JudgeOptions, Status};
+use imgjudge::{CallOptions, CancelToken, Constitution, Judge, JudgeOptions, ModelOptions, Models, Status};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -100,7 +100,10 @@ fn errors_carry_status_and_message() {
     assert_eq!(err.status.name(), "invalid_constitution");
 
     let rules = Constitution::from_toml(RULES, "rust-test.toml").unwrap();
-    let options = JudgeOptions { backend: Some("nope".into()), ..Default::default() };
+    let options = JudgeOptions {
+        models: ModelOptions { backend: Some("nope".into()), ..Default::default() },
+        ..Default::default()
+    };
     let err = Judge::new(&rules, &options).err().unwrap();
     assert_eq!(err.status, Status::InvalidArgument);
     assert!(err.message.contains("unknown backend"), "{}", err.message);
@@ -168,8 +171,52 @@ fn layout_2_options_reach_the_library() {
     assert!(error.message.contains("reasoning_tokens"), "{}", error.message);
 
     options.reasoning_tokens = 0;
-    options.locator_model_dir = Some("/nonexistent/owlv2".to_string());
+    options.models.locator_model_dir = Some("/nonexistent/owlv2".to_string());
     let error = Judge::new(&rules, &options).err().expect("the scripted backend takes no locator folder");
     assert_eq!(error.status, Status::InvalidArgument);
     assert!(error.message.contains("locator_model_dir"), "{}", error.message);
+}
+
+#[test]
+fn two_constitutions_share_one_models_handle() {
+    let models = Models::load(&ModelOptions::scripted(script().to_str().unwrap())).unwrap();
+    let fire = Constitution::from_toml(RULES, "rust-test.toml").unwrap();
+    let other = Constitution::from_toml(&RULES.replace("test.fire", "test.other"), "other.toml").unwrap();
+    let first = Judge::with_models(&fire, &models, &JudgeOptions::default()).unwrap();
+    let second = Judge::with_models(&other, &models, &JudgeOptions::default()).unwrap();
+    // The judges hold their own references: dropping the handle first is fine.
+    drop(models);
+    let rocket = repo().join("examples/images/rocket.jpg");
+    let call = CallOptions::default();
+    assert_eq!(first.judge_file(&rocket, &call).unwrap().violated_rules(), ["test.fire"]);
+    assert_eq!(second.judge_file(&rocket, &call).unwrap().violated_rules(), ["test.other"]);
+}
+
+#[test]
+fn with_models_refuses_model_fields_and_bad_folders() {
+    let models = Models::load(&ModelOptions::scripted(script().to_str().unwrap())).unwrap();
+    let rules = Constitution::from_toml(RULES, "rust-test.toml").unwrap();
+    let options = JudgeOptions { models: ModelOptions::torch("/models/other"), ..Default::default() };
+    let error = Judge::with_models(&rules, &models, &options).err().expect("a model field is refused");
+    assert_eq!(error.status, Status::InvalidArgument);
+    assert!(error.message.contains("model_dir"), "{}", error.message);
+
+    let error = Models::load(&ModelOptions::torch("/nonexistent/imgjudge-model")).err().unwrap();
+    assert_eq!(error.status, Status::InvalidModel);
+    assert!(error.message.contains("/nonexistent/imgjudge-model"), "{}", error.message);
+}
+
+#[test]
+fn an_uncertain_rule_under_review_policy_is_reported() {
+    // The coffee cup scores 0.5 on both items: uncertain; with reasoning off it stays
+    // uncertain and the constitution's default policy (review) applies.
+    let models = Models::load(&ModelOptions::scripted(script().to_str().unwrap())).unwrap();
+    let rules = Constitution::from_toml(RULES, "rust-test.toml").unwrap();
+    let options = JudgeOptions { cascade: false, ..Default::default() };
+    let judge = Judge::with_models(&rules, &models, &options).unwrap();
+    let verdict = judge.judge_file(repo().join("examples/images/coffee.png"), &CallOptions::default()).unwrap();
+    assert!(!verdict.is_unsafe());
+    assert!(verdict.needs_review(), "{}", verdict.json().unwrap());
+    assert_eq!(verdict.review_rules(), ["test.fire"]);
+    assert!(verdict.violated_rules().is_empty());
 }
