@@ -73,6 +73,32 @@ int find_connection_socket(const std::string& local_address, int local_port, con
   return found;
 }
 
+int stop_reading_connections(int port) {
+  DIR* fds = opendir("/proc/self/fd");
+  if (!fds) return 0;
+  int stopped = 0;
+  while (const dirent* entry = readdir(fds)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == dirfd(fds)) continue;
+    struct stat info{};
+    if (fstat(static_cast<int>(fd), &info) != 0 || !S_ISSOCK(info.st_mode)) continue;
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    std::string host;
+    int local_port = -1;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&address), &length) != 0 ||
+        !address_of(address, host, local_port) || local_port != port) {
+      continue;
+    }
+    length = sizeof address;
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&address), &length) != 0) continue;  // not connected
+    if (::shutdown(static_cast<int>(fd), SHUT_RD) == 0) ++stopped;
+  }
+  closedir(fds);
+  return stopped;
+}
+
 bool peer_has_closed(int fd) {
   pollfd watched{fd, POLLIN | POLLRDHUP, 0};
   int ready;

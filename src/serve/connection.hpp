@@ -23,4 +23,10 @@ int find_connection_socket(const std::string& local_address, int local_port, con
 /// request) is left unread and does not count as closing.
 bool peer_has_closed(int fd);
 
+/// Shuts down the reading side of every connected socket whose local port is
+/// `port` (the server's accepted connections), so that threads waiting for a
+/// keep-alive connection's next request see its end at once instead of after
+/// the keep-alive timeout. Responses being written are not affected. Returns how many.
+int stop_reading_connections(int port);
+
 }  // namespace imgjudge::serve

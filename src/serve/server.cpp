@@ -883,7 +883,13 @@ void Server::shutdown() {
         ++cancelled;
       }
     }
+    // Cancelled work stops at the backend's next check (between layers, decode steps).
+    impl.in_flight_changed.wait(in_flight_lock, [&] { return impl.in_flight.empty(); });
   }
+  // Every answer is decided. Connections idle between keep-alive requests would hold their
+  // threads for the keep-alive timeout: end their reading side (not before: a request being
+  // judged watches its connection, and would take that for its client leaving).
+  if (impl.started) stop_reading_connections(impl.port);
   if (impl.listener.joinable()) impl.listener.join();  // every connection's thread has finished
   impl.queue.reset();
   log_event("info", "shutdown", {{"phase", "stopped"}, {"cancelled", cancelled},

@@ -725,6 +725,10 @@ TEST_CASE("serve: SIGTERM lets in-flight work finish, then exits 0", "[serve]") 
       decision = json::parse(result->body, nullptr, false).value("decision", "");
     }
   });
+  // A keep-alive connection that sits idle must not hold the exit back for its timeout.
+  auto idle = server.client();
+  idle.set_keep_alive(true);
+  REQUIRE(idle.Get("/healthz")->status == 200);
   for (int i = 0; i < 200 && metric(metrics_page(server), "imgjudge_workers_busy") != 1.0; ++i) {
     std::this_thread::sleep_for(10ms);
   }
@@ -735,9 +739,11 @@ TEST_CASE("serve: SIGTERM lets in-flight work finish, then exits 0", "[serve]") 
   late.set_connection_timeout(1s);
   CHECK_FALSE(late.Get("/healthz"));
   request.join();
+  const auto answered = Clock::now();
   CHECK(status == 200);
   CHECK(decision == "unsafe");
   CHECK(server.wait_exit(10s) == 0);
+  CHECK(Clock::now() - answered < 2s);  // not the 5 s keep-alive timeout of the idle connection
   const json stopped = server.wait_for_log([](const json& l) { return l.value("phase", "") == "stopped"; }, 1s);
   REQUIRE(stopped.is_object());
   CHECK(stopped["cancelled"] == 0);
