@@ -34,6 +34,7 @@ struct ServeOptions {
   /// After SIGTERM: how long in-flight requests may take before they are cancelled.
   std::chrono::milliseconds grace{10000};
   int http_threads = 0;            ///< Connections served at once; 0: workers + queue + 8.
+  bool log_requests = true;        ///< One log line per request (off: only the server's own events).
 };
 
 /// The largest deadline_ms a request may ask for (one hour).

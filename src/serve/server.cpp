@@ -734,6 +734,7 @@ struct Server::Impl {
     const double seconds = record.active ? seconds_since(record.started) : 0;
     const int status = record.client_gone ? kClientClosedStatus : res.status;
     metrics.record_request(record.endpoint, status, seconds);
+    if (!options.log_requests) return;
     json fields = {{"request_id", record.id},
                    {"method", req.method},
                    {"path", req.path.substr(0, kMaxLoggedPathLength)},
@@ -769,6 +770,9 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>(std::move(op
       o.http_threads > 0 ? static_cast<std::size_t>(o.http_threads) : static_cast<std::size_t>(o.workers) + o.queue + 8;
   impl.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl.http.set_payload_max_length(o.max_body_bytes);
+  // cpp-httplib writes the headers and the body of an answer separately: with Nagle's
+  // algorithm on, the body then waits for the client's delayed ACK (40 ms on Linux).
+  impl.http.set_tcp_nodelay(true);
   impl.install_routes();
   impl.host = o.host;
   impl.port = o.port == 0 ? impl.http.bind_to_any_port(o.host) : (impl.http.bind_to_port(o.host, o.port) ? o.port : -1);
