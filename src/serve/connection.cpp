@@ -73,7 +73,8 @@ int find_connection_socket(const std::string& local_address, int local_port, con
   return found;
 }
 
-int stop_reading_connections(int port) {
+int stop_reading_connections(int port,
+                             const std::function<bool(const std::string&, const std::string&, int)>& busy) {
   DIR* fds = opendir("/proc/self/fd");
   if (!fds) return 0;
   int stopped = 0;
@@ -91,8 +92,14 @@ int stop_reading_connections(int port) {
         !address_of(address, host, local_port) || local_port != port) {
       continue;
     }
+    const std::string local_host = host;
     length = sizeof address;
-    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&address), &length) != 0) continue;  // not connected
+    int peer_port = -1;
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&address), &length) != 0 ||
+        !address_of(address, host, peer_port)) {
+      continue;  // not connected
+    }
+    if (busy(local_host, host, peer_port)) continue;
     if (::shutdown(static_cast<int>(fd), SHUT_RD) == 0) ++stopped;
   }
   closedir(fds);

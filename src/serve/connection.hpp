@@ -9,6 +9,7 @@
 // open until the handler returns, so it cannot be closed and reused meanwhile.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace imgjudge::serve {
@@ -24,9 +25,13 @@ int find_connection_socket(const std::string& local_address, int local_port, con
 bool peer_has_closed(int fd);
 
 /// Shuts down the reading side of every connected socket whose local port is
-/// `port` (the server's accepted connections), so that threads waiting for a
-/// keep-alive connection's next request see its end at once instead of after
-/// the keep-alive timeout. Responses being written are not affected. Returns how many.
-int stop_reading_connections(int port);
+/// `port` (the server's accepted connections) and for which `busy(local address,
+/// peer address, peer port)` is false, so that a thread waiting for a keep-alive
+/// connection's next request sees its end at once instead of after the keep-alive
+/// timeout. Not for a connection whose answer is still to be written: cpp-httplib
+/// checks a socket is alive (readable data or none pending) before writing to it.
+/// Returns how many sockets it shut down.
+int stop_reading_connections(int port,
+                             const std::function<bool(const std::string&, const std::string&, int)>& busy);
 
 }  // namespace imgjudge::serve

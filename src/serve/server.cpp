@@ -116,8 +116,14 @@ struct RequestRecord {
   std::string endpoint = "other";
   Clock::time_point started;
   bool client_gone = false;
+  std::string connection;        // busy_connections key while its answer is not yet written
   json fields = json::object();  // constitution, decision, error, timings ...
 };
+
+// A connection by its addresses (the server's local port is the same for all).
+std::string connection_key(const std::string& local_address, const std::string& peer_address, int peer_port) {
+  return local_address + " " + peer_address + " " + std::to_string(peer_port);
+}
 thread_local RequestRecord t_record;
 
 const std::vector<std::string>& endpoints() {
@@ -300,6 +306,12 @@ struct Server::Impl {
   std::mutex in_flight_mutex;
   std::condition_variable in_flight_changed;
   std::set<InFlight*> in_flight;
+
+  // Connections with a request whose answer is not yet written (pre-routing to logger):
+  // shutdown must not end their reading side before it is (see stop_reading_connections).
+  std::mutex busy_mutex;
+  std::multiset<std::string> busy_connections;
+  std::atomic<bool> listener_done{false};
 
   std::atomic<std::uint64_t> next_request{0};
   std::string request_id_prefix;
@@ -688,6 +700,11 @@ struct Server::Impl {
       res.set_header("X-Request-Id", t_record.id);
       const auto& names = endpoints();
       t_record.endpoint = std::find(names.begin(), names.end(), req.path) != names.end() ? req.path : "other";
+      t_record.connection = connection_key(req.local_addr, req.remote_addr, req.remote_port);
+      {
+        std::lock_guard lock(busy_mutex);
+        busy_connections.insert(t_record.connection);
+      }
       return httplib::Server::HandlerResponse::Unhandled;
     });
     // Answers cpp-httplib produced itself (404, 413, a malformed request) get the JSON error form too.
@@ -731,6 +748,12 @@ struct Server::Impl {
   void log_request(const httplib::Request& req, const httplib::Response& res) {
     RequestRecord record = std::move(t_record);
     t_record = RequestRecord{};
+    if (record.active) {
+      std::lock_guard lock(busy_mutex);
+      if (const auto it = busy_connections.find(record.connection); it != busy_connections.end()) {
+        busy_connections.erase(it);
+      }
+    }
     const double seconds = record.active ? seconds_since(record.started) : 0;
     const int status = record.client_gone ? kClientClosedStatus : res.status;
     metrics.record_request(record.endpoint, status, seconds);
@@ -793,7 +816,10 @@ void Server::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->started) return;
   impl_->started = true;
-  impl_->listener = std::thread([this] { impl_->http.listen_after_bind(); });
+  impl_->listener = std::thread([this] {
+    impl_->http.listen_after_bind();  // returns once every connection's thread has finished
+    impl_->listener_done = true;
+  });
   log_event("info", "listening",
             {{"address", impl_->host.find(':') != std::string::npos
                              ? fmt::format("[{}]:{}", impl_->host, impl_->port)
@@ -891,9 +917,19 @@ void Server::shutdown() {
     impl.in_flight_changed.wait(in_flight_lock, [&] { return impl.in_flight.empty(); });
   }
   // Every answer is decided. Connections idle between keep-alive requests would hold their
-  // threads for the keep-alive timeout: end their reading side (not before: a request being
-  // judged watches its connection, and would take that for its client leaving).
-  if (impl.started) stop_reading_connections(impl.port);
+  // threads for the keep-alive timeout: end their reading side, each once its last answer is
+  // written (not before: a request being judged watches its connection and would take that
+  // for its client leaving, and cpp-httplib writes only to a socket that looks alive).
+  if (impl.started) {
+    const auto busy = [&impl](const std::string& local, const std::string& peer, int peer_port) {
+      std::lock_guard busy_lock(impl.busy_mutex);
+      return impl.busy_connections.count(connection_key(local, peer, peer_port)) > 0;
+    };
+    while (!impl.listener_done) {
+      stop_reading_connections(impl.port, busy);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   if (impl.listener.joinable()) impl.listener.join();  // every connection's thread has finished
   impl.queue.reset();
   log_event("info", "shutdown", {{"phase", "stopped"}, {"cancelled", cancelled},

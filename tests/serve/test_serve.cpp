@@ -313,6 +313,27 @@ TEST_CASE("serve: every endpoint, its parameters and its errors", "[serve]") {
     CHECK(listing["models"]["vlm"].get<std::string>().rfind("scripted:", 0) == 0);
   }
 
+  SECTION("the OpenAPI description names exactly the endpoints the server answers") {
+    std::istringstream yaml(read_file(kSource + "/docs/serve-openapi.yaml"));
+    std::vector<std::string> documented;
+    std::string line;
+    const std::regex path_line("^  (/[^:]*):$");
+    std::smatch match;
+    while (std::getline(yaml, line)) {
+      if (std::regex_match(line, match, path_line)) documented.push_back(match[1]);
+    }
+    CHECK(documented == std::vector<std::string>{"/v1/judge", "/v1/score", "/v1/constitutions", "/healthz", "/readyz",
+                                                 "/metrics"});
+    for (const auto& path : documented) {
+      INFO(path);
+      const bool post = path == "/v1/judge" || path == "/v1/score";
+      const auto result = post ? post_image(client, path, rocket) : client.Get(path.c_str());
+      REQUIRE(result);
+      CHECK(result->status != 404);
+      CHECK(result->status != 405);
+    }
+  }
+
   SECTION("judge: raw body, multipart, constitution by name, stage switches, request ids") {
     httplib::Headers headers = {{"X-Request-Id", "client-id-42"}};
     auto result = client.Post("/v1/judge", headers, rocket, "image/jpeg");
