@@ -117,6 +117,8 @@ struct RequestRecord {
   Clock::time_point started;
   bool client_gone = false;
   std::string connection;        // busy_connections key while its answer is not yet written
+  int status = 0;                // as answered (499: the client went away)
+  double duration_seconds = 0;   // from the headers to the final answer
   json fields = json::object();  // constitution, decision, error, timings ...
 };
 
@@ -742,6 +744,14 @@ struct Server::Impl {
       }
       answer_error(res, http_error_of(ErrorCode::Internal, message));
     });
+    // Counted when the answer is final, just before it is written: a client that has its
+    // answer finds it in /metrics. Logged once written.
+    http.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+      const double seconds = t_record.active ? seconds_since(t_record.started) : 0;
+      t_record.status = t_record.client_gone ? kClientClosedStatus : res.status;
+      t_record.duration_seconds = seconds;
+      metrics.record_request(t_record.endpoint, t_record.status, seconds);
+    });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) { log_request(req, res); });
   }
 
@@ -754,9 +764,9 @@ struct Server::Impl {
         busy_connections.erase(it);
       }
     }
-    const double seconds = record.active ? seconds_since(record.started) : 0;
-    const int status = record.client_gone ? kClientClosedStatus : res.status;
-    metrics.record_request(record.endpoint, status, seconds);
+    (void)res;  // status and duration as counted by the post-routing handler
+    const double seconds = record.duration_seconds;
+    const int status = record.status;
     if (!options.log_requests) return;
     json fields = {{"request_id", record.id},
                    {"method", req.method},
@@ -900,9 +910,9 @@ void Server::shutdown() {
     std::lock_guard in_flight_lock(impl.in_flight_mutex);
     at_start = impl.in_flight.size();
   }
+  impl.http.stop_listening();  // no new connections; open ones get 503 for model work
   log_event("info", "shutdown", {{"phase", "draining"}, {"in_flight", at_start},
                                  {"grace_seconds", impl.options.grace.count() / 1000.0}});
-  impl.http.stop_listening();  // no new connections; open ones get 503 for model work
   std::size_t cancelled = 0;
   {
     std::unique_lock in_flight_lock(impl.in_flight_mutex);

@@ -734,7 +734,7 @@ TEST_CASE("serve: SIGHUP reloads the constitutions, a bad file is rejected and t
 
 TEST_CASE("serve: SIGTERM lets in-flight work finish, then exits 0", "[serve]") {
   Scratch scratch;
-  ServerProcess server({"--backend", "scripted", "--script", script(scratch, 600), "--constitution", kFireConstitution,
+  ServerProcess server({"--backend", "scripted", "--script", script(scratch, 300), "--constitution", kFireConstitution,
                         "--no-relevance", "--grace-seconds", "10"});
   std::optional<int> status;
   std::string decision;
