@@ -84,6 +84,7 @@ int run(const ServeOptions& options) {
   std::atomic<bool> stop_watching{false};
   std::thread watcher([&] {
     const timespec tick{0, 200 * 1000 * 1000};
+    bool terminating = false;
     while (!stop_watching) {
       const int signal = sigtimedwait(&signals, nullptr, &tick);
       if (signal < 0) continue;  // EAGAIN (tick) or EINTR
@@ -98,6 +99,12 @@ int run(const ServeOptions& options) {
         log_event("info", "shutdown", {{"signal", signal_name(signal)}, {"phase", "exit while loading"}});
         std::_Exit(0);
       }
+      if (terminating) {
+        // A second SIGTERM/SIGINT (Ctrl-C twice): the operator does not want to wait.
+        log_event("warn", "shutdown", {{"signal", signal_name(signal)}, {"phase", "exit now, not gracefully"}});
+        std::_Exit(1);
+      }
+      terminating = true;
       log_event("info", "signal", {{"signal", signal_name(signal)}, {"action", "graceful shutdown"}});
       events.post(Event::Terminate);
     }

@@ -806,6 +806,9 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>(std::move(op
   // cpp-httplib writes the headers and the body of an answer separately: with Nagle's
   // algorithm on, the body then waits for the client's delayed ACK (40 ms on Linux).
   impl.http.set_tcp_nodelay(true);
+  // cpp-httplib closes a keep-alive connection after 5 requests by default; a client
+  // sending images back to back would reconnect that often.
+  impl.http.set_keep_alive_max_count(100);
   impl.install_routes();
   impl.host = o.host;
   impl.port = o.port == 0 ? impl.http.bind_to_any_port(o.host) : (impl.http.bind_to_port(o.host, o.port) ? o.port : -1);

@@ -800,6 +800,26 @@ TEST_CASE("serve: SIGTERM cancels work that outlasts the grace period, answered 
   CHECK(stopped["cancelled"] == 1);
 }
 
+TEST_CASE("serve: a second SIGTERM during the drain exits at once with status 1", "[serve]") {
+  Scratch scratch;
+  ServerProcess server({"--backend", "scripted", "--script", script(scratch, 20000), "--constitution",
+                        kFireConstitution, "--no-relevance", "--grace-seconds", "60", "--default-deadline-ms", "0"});
+  std::thread request([&] {
+    auto client = server.client();
+    post_image(client, "/v1/judge", read_file(kRocket));  // never answered: the process is gone first
+  });
+  for (int i = 0; i < 200 && metric(metrics_page(server), "imgjudge_workers_busy") != 1.0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  server.signal(SIGTERM);
+  REQUIRE(server.wait_for_log([](const json& l) { return l.value("phase", "") == "draining"; }, 5s).is_object());
+  const auto signalled = Clock::now();
+  server.signal(SIGTERM);
+  CHECK(server.wait_exit(5s) == 1);
+  CHECK(Clock::now() - signalled < 2s);
+  request.join();
+}
+
 TEST_CASE("serve: alive but not ready while loading, SIGTERM then exits at once", "[serve]") {
   Scratch scratch;
   ServerProcess server({"--backend", "scripted", "--script", script(scratch, 0, 20000), "--constitution",
