@@ -809,6 +809,13 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>(std::move(op
   // cpp-httplib closes a keep-alive connection after 5 requests by default; a client
   // sending images back to back would reconnect that often.
   impl.http.set_keep_alive_max_count(100);
+  // cpp-httplib's default options add SO_REUSEPORT, with which a second server on the same
+  // address starts without an error and silently takes half the connections. SO_REUSEADDR
+  // alone: a restart can bind at once, a second instance fails.
+  impl.http.set_socket_options([](socket_t socket) {
+    const int on = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  });
   impl.install_routes();
   impl.host = o.host;
   impl.port = o.port == 0 ? impl.http.bind_to_any_port(o.host) : (impl.http.bind_to_port(o.host, o.port) ? o.port : -1);

@@ -99,8 +99,10 @@ std::string script(Scratch& scratch, int encode_delay_ms, int load_delay_ms = 0)
 // The `imgjudge serve` process, its stderr read line by line (JSON log lines).
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::vector<std::string>& options, bool wait_ready = true) {
-    std::vector<std::string> args = {IMGJUDGE_CLI, "serve", "--listen", "127.0.0.1:0"};
+  enum class Wait { Exit, Listening, Ready };
+  explicit ServerProcess(const std::vector<std::string>& options, Wait wait = Wait::Ready,
+                         const std::string& listen = "127.0.0.1:0") {
+    std::vector<std::string> args = {IMGJUDGE_CLI, "serve", "--listen", listen};
     args.insert(args.end(), options.begin(), options.end());
     int pipe_fds[2];
     REQUIRE(pipe2(pipe_fds, O_CLOEXEC) == 0);
@@ -116,11 +118,12 @@ class ServerProcess {
     close(pipe_fds[1]);
     REQUIRE(spawned == 0);
     reader_ = std::thread([this, fd = pipe_fds[0]] { read_lines(fd); });
+    if (wait == Wait::Exit) return;
     const json listening = wait_for_log([](const json& line) { return line.value("event", "") == "listening"; }, 30s);
     REQUIRE(listening.is_object());
     const std::string address = listening["address"];
     port_ = std::stoi(address.substr(address.rfind(':') + 1));
-    if (wait_ready) {
+    if (wait == Wait::Ready) {
       REQUIRE(wait_for_log([](const json& line) { return line.value("event", "") == "ready"; }, 60s).is_object());
     }
   }
@@ -824,7 +827,7 @@ TEST_CASE("serve: alive but not ready while loading, SIGTERM then exits at once"
   Scratch scratch;
   ServerProcess server({"--backend", "scripted", "--script", script(scratch, 0, 20000), "--constitution",
                         kFireConstitution},
-                       /*wait_ready=*/false);
+                       ServerProcess::Wait::Listening);
   auto client = server.client();
   CHECK(client.Get("/healthz")->status == 200);
   auto result = client.Get("/readyz");
@@ -844,12 +847,27 @@ TEST_CASE("serve: models or constitutions that cannot be loaded exit 2, saying w
   Scratch scratch;
   ServerProcess server({"--backend", "scripted", "--script", script(scratch, 0), "--constitution",
                         kSource + "/tests/data/constitutions/duplicate_id.toml"},
-                       /*wait_ready=*/false);
+                       ServerProcess::Wait::Listening);
   CHECK(server.wait_exit(10s) == 2);
   const json failed = server.wait_for_log([](const json& l) { return l.value("event", "") == "load_failed"; }, 1s);
   REQUIRE(failed.is_object());
   CHECK(failed["error"]["code"] == "invalid_constitution");
   CHECK(failed["error"]["message"].get<std::string>().find("duplicate rule id 'gore'") != std::string::npos);
+}
+
+TEST_CASE("serve: an address in use is an io error at start, exit 2", "[serve]") {
+  Scratch scratch;
+  const std::string answers = script(scratch, 0);
+  ServerProcess first({"--backend", "scripted", "--script", answers});
+  ServerProcess second({"--backend", "scripted", "--script", answers}, ServerProcess::Wait::Exit,
+                       "127.0.0.1:" + std::to_string(first.port()));
+  CHECK(second.wait_exit(10s) == 2);
+  const json said = second.wait_for_log([](const json& l) { return l.value("event", "") == "text"; }, 1s);
+  REQUIRE(said.is_object());
+  CHECK_THAT(said["text"].get<std::string>(),
+             Catch::Matchers::Contains("imgjudge serve: error [io]: cannot listen on 127.0.0.1:" +
+                                       std::to_string(first.port())));
+  CHECK(first.client().Get("/healthz")->status == 200);
 }
 
 TEST_CASE("serve: a random-weight Qwen2-VL and CLIP behind the same endpoints", "[serve][random]") {
