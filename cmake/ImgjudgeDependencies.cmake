@@ -17,6 +17,11 @@ pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc icu-i18n)
 # SentencePiece: the tokenizer.model / spiece.model of InternLM2, Llama-2-style and SigLIP folders.
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+# cpp-httplib (libcpp-httplib-dev): the HTTP server of `imgjudge serve` and the client of its
+# tests and load benchmark; never linked by libimgjudge. Its pkg-config flags define the
+# OpenSSL, zlib and Brotli switches the Debian library was built with, and those change the
+# layout of its types: every user must compile with them.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 # PLplot (with its cairo driver at run time): the PNG plots of `imgjudge eval`.
 pkg_check_modules(PLPLOT REQUIRED IMPORTED_TARGET plplot)
 if(IMGJUDGE_BUILD_TESTS)

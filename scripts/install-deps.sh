@@ -19,6 +19,8 @@ packages=(
   libpcre2-dev libicu-dev
   # SentencePiece tokenizer.model files (InternLM2, Llama-2-style, SigLIP's spiece.model)
   libsentencepiece-dev
+  # `imgjudge serve`: the HTTP server (and its tests' client)
+  libcpp-httplib-dev
   # evaluation plots (PNG via PLplot's cairo driver)
   libplplot-dev plplot-driver-cairo
   # tests

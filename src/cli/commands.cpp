@@ -40,6 +40,7 @@ const std::vector<Command>& commands() {
       {"tokenize", "tokenize JSON lines with a model folder's tokenizer", run_tokenize, JsonOutput::Always},
       {"eval", "measure a judge on a labelled image set (metrics, ablations, report)", run_eval, JsonOutput::Always},
       {"inspect-image", "decode images as the judge would and describe them", run_inspect_image, JsonOutput::WithFlag},
+      {"serve", "serve the judge over HTTP (verdicts, scores, health, metrics)", run_serve},
       {"verify-fixture", "run a model family on a golden fixture and report max abs diffs", run_verify_fixture},
       {"make-random-model", "write a model folder with random weights for a config.json", run_make_random_model},
   };

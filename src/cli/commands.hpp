@@ -45,5 +45,6 @@ int run_tokenize(const Argv& args);
 int run_score(const Argv& args);
 int run_eval(const Argv& args);
 int run_inspect_image(const Argv& args);
+int run_serve(const Argv& args);
 
 }  // namespace imgjudge::cli

@@ -661,6 +661,41 @@ TEST_CASE("deadlines and cancellation stop a call and leave the Judge usable", "
   CHECK_NOTHROW(judge.judge(make_picture(100), CallOptions::with_timeout(std::chrono::seconds(60))));
 }
 
+TEST_CASE("the scripted encode delay takes its time and honours deadlines and cancellation", "[unit][judge]") {
+  using Clock = std::chrono::steady_clock;
+  Workspace ws;
+  ws.write_image("a.png", make_picture(100));
+  // Relevance off: one encode per image (prepare), so a call takes at least one delay.
+  JudgeOptions options;
+  options.relevance = false;
+  const Judge judge(Constitution::from_string(kConstitution),
+                    ws.models("[defaults]\nencode_delay_ms = 150\n[[images]]\nfile = \"a.png\"\n"), options);
+  auto started = Clock::now();
+  CHECK_NOTHROW(judge.judge(make_picture(100)));
+  CHECK(Clock::now() - started >= std::chrono::milliseconds(150));
+
+  started = Clock::now();
+  CHECK_THROWS_MATCHES(judge.judge(make_picture(100), CallOptions::with_timeout(std::chrono::milliseconds(30))), Error,
+                       Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::DeadlineExceeded; }));
+  CHECK(Clock::now() - started < std::chrono::milliseconds(140));  // stopped inside the delay, not after it
+
+  CallOptions cancellable;
+  cancellable.cancel = CancellationToken();
+  std::thread canceller([token = *cancellable.cancel]() mutable {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    token.cancel();
+  });
+  started = Clock::now();
+  CHECK_THROWS_MATCHES(judge.judge(make_picture(100), cancellable), Error,
+                       Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::Cancelled; }));
+  CHECK(Clock::now() - started < std::chrono::milliseconds(140));
+  canceller.join();
+
+  CHECK_THROWS_WITH(ws.models("[defaults]\nencode_delay_ms = -1\n"),
+                    Contains("script.toml:2:") && Contains("encode_delay_ms must be an integer in [0, 600000]"));
+  CHECK_THROWS_WITH(ws.models("[defaults]\nencode_delay_ms = 1.5\n"), Contains("encode_delay_ms must be an integer"));
+}
+
 TEST_CASE("judge_batch reports each image's error in its own slot", "[unit][judge]") {
   Workspace ws;
   Judge judge(Constitution::from_string(kConstitution), ws.models(""));

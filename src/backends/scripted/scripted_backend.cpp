@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -49,9 +52,29 @@ struct Script {
   double default_relevance = 0.3;
   std::string default_thinking = "Looking at the image step by step.";
   std::string default_reasoning = R"({"rating": "No", "rationale": "scripted default answer"})";
+  /// How long encoding an image takes (docs/scripted-backend.md): lets tests of
+  /// deadlines, cancellation and admission control have calls of a known length.
+  std::chrono::milliseconds encode_delay{0};
+  /// How long loading the models takes (docs/scripted-backend.md).
+  std::chrono::milliseconds load_delay{0};
   std::map<std::string, double> priors;
   std::vector<ScriptedImage> images;
 };
+
+// The largest delay: a typo must not make every call hang for hours.
+constexpr std::int64_t kMaxDelayMs = 600000;
+
+// Waits `delay` as a model encoding an image would, checking the call's deadline and
+// cancellation every few milliseconds as the torch backend checks them between layers.
+void simulate_encoding(std::chrono::milliseconds delay, const CallContext& call) {
+  using Clock = std::chrono::steady_clock;
+  const auto until = Clock::now() + delay;
+  for (auto now = Clock::now(); now < until; now = Clock::now()) {
+    call.check();
+    std::this_thread::sleep_for(std::min<Clock::duration>(until - now, std::chrono::milliseconds(5)));
+  }
+  call.check();
+}
 
 class ScriptReader : public util::TomlReader {
  public:
@@ -62,6 +85,13 @@ class ScriptReader : public util::TomlReader {
       fail(node.source(), fmt::format("{} must be a number in [{}, 1]", what, min));
     }
     return *value;
+  }
+  std::chrono::milliseconds delay(const toml::node& node, const std::string& what) const {
+    const std::optional<std::int64_t> ms = node.value<std::int64_t>();
+    if (!node.is_integer() || !ms || *ms < 0 || *ms > kMaxDelayMs) {
+      fail(node.source(), fmt::format("{} must be an integer in [0, {}]", what, kMaxDelayMs));
+    }
+    return std::chrono::milliseconds(*ms);
   }
   std::string text(const toml::node& node, const std::string& what) const {
     const auto* value = node.as_string();
@@ -98,12 +128,14 @@ Script parse_script(const std::string& toml_text, const std::string& source, con
   if (const auto* node = root.get("defaults")) {
     const auto* table = node->as_table();
     if (!table) reader.fail(node->source(), "defaults must be a table");
-    reader.check_keys(*table, {"score", "prior", "relevance", "thinking", "reasoning"}, "defaults");
+    reader.check_keys(*table, {"score", "prior", "relevance", "thinking", "reasoning", "encode_delay_ms", "load_delay_ms"}, "defaults");
     if (const auto* v = table->get("score")) script.default_score = reader.probability(*v, "defaults.score");
     if (const auto* v = table->get("prior")) script.default_prior = reader.probability(*v, "defaults.prior");
     if (const auto* v = table->get("relevance")) script.default_relevance = reader.probability(*v, "defaults.relevance", -1.0);
     if (const auto* v = table->get("thinking")) script.default_thinking = reader.text(*v, "defaults.thinking");
     if (const auto* v = table->get("reasoning")) script.default_reasoning = reader.text(*v, "defaults.reasoning");
+    if (const auto* v = table->get("encode_delay_ms")) script.encode_delay = reader.delay(*v, "defaults.encode_delay_ms");
+    if (const auto* v = table->get("load_delay_ms")) script.load_delay = reader.delay(*v, "defaults.load_delay_ms");
   }
   if (const auto* node = root.get("priors")) script.priors = reader.probability_table(*node, "priors");
   if (const auto* node = root.get("images")) {
@@ -188,6 +220,7 @@ class ScriptedVlm : public VisionLanguageModel {
 
   std::shared_ptr<const ImageContext> prepare(const Image& image, const CallContext& call) const override {
     call.check();
+    simulate_encoding(script_->encode_delay, call);
     auto context = std::make_shared<ScriptedContext>();
     const std::string hash = image.content_hash();
     for (const auto& scripted : script_->images) {
@@ -296,6 +329,7 @@ class ScriptedRelevance : public RelevanceModel {
 
   Embedding embed_image(const Image& image, const CallContext& call) const override {
     call.check();
+    simulate_encoding(script_->encode_delay, call);
     const std::size_t image_axes = script_->images.size() + 1;
     Embedding e(image_axes + kPrivateAxes, 0.f);
     const std::string hash = image.content_hash();
@@ -325,6 +359,7 @@ class ScriptedLocator : public Locator {
 
   std::shared_ptr<const LocatorImage> prepare(const Image& image, const CallContext& call) const override {
     call.check();
+    simulate_encoding(script_->encode_delay, call);
     auto prepared = std::make_shared<Prepared>();
     prepared->hash = image.content_hash();
     ++prepares;
@@ -378,6 +413,7 @@ class ScriptedLocator : public Locator {
 Models load_models_from_string(const std::string& toml_text, const std::string& source_name,
                                const std::string& base_dir) {
   auto script = std::make_shared<const Script>(parse_script(toml_text, source_name, base_dir));
+  std::this_thread::sleep_for(script->load_delay);
   Models models;
   models.vlm = std::make_shared<ScriptedVlm>(script);
   models.relevance = std::make_shared<ScriptedRelevance>(script);
