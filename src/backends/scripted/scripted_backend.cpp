@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -49,6 +52,9 @@ struct Script {
   double default_relevance = 0.3;
   std::string default_thinking = "Looking at the image step by step.";
   std::string default_reasoning = R"({"rating": "No", "rationale": "scripted default answer"})";
+  // Simulated time each model call takes (prepare, score, generate, embed, locate), so that
+  // deadlines, cancellation and a worker killed mid-job can be tested without weights.
+  std::chrono::milliseconds latency{0};
   std::map<std::string, double> priors;
   std::vector<ScriptedImage> images;
 };
@@ -98,12 +104,17 @@ Script parse_script(const std::string& toml_text, const std::string& source, con
   if (const auto* node = root.get("defaults")) {
     const auto* table = node->as_table();
     if (!table) reader.fail(node->source(), "defaults must be a table");
-    reader.check_keys(*table, {"score", "prior", "relevance", "thinking", "reasoning"}, "defaults");
+    reader.check_keys(*table, {"score", "prior", "relevance", "thinking", "reasoning", "latency_ms"}, "defaults");
     if (const auto* v = table->get("score")) script.default_score = reader.probability(*v, "defaults.score");
     if (const auto* v = table->get("prior")) script.default_prior = reader.probability(*v, "defaults.prior");
     if (const auto* v = table->get("relevance")) script.default_relevance = reader.probability(*v, "defaults.relevance", -1.0);
     if (const auto* v = table->get("thinking")) script.default_thinking = reader.text(*v, "defaults.thinking");
     if (const auto* v = table->get("reasoning")) script.default_reasoning = reader.text(*v, "defaults.reasoning");
+    if (const auto* v = table->get("latency_ms")) {
+      const std::optional<std::int64_t> ms = v->value_exact<std::int64_t>();
+      if (!ms || *ms < 0 || *ms > 60'000) reader.fail(v->source(), "defaults.latency_ms must be an integer in [0, 60000]");
+      script.latency = std::chrono::milliseconds(*ms);
+    }
   }
   if (const auto* node = root.get("priors")) script.priors = reader.probability_table(*node, "priors");
   if (const auto* node = root.get("images")) {
@@ -173,6 +184,18 @@ Script parse_script(const std::string& toml_text, const std::string& source, con
   return script;
 }
 
+// Spends the script's latency as a model call would, checking the call's deadline and
+// cancel token every few milliseconds (as the torch backend does between model steps).
+void simulate_latency(const Script& script, const CallContext& call) {
+  call.check();
+  const auto until = std::chrono::steady_clock::now() + script.latency;
+  constexpr auto kSlice = std::chrono::milliseconds(2);
+  for (auto now = std::chrono::steady_clock::now(); now < until; now = std::chrono::steady_clock::now()) {
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(kSlice, until - now));
+    call.check();
+  }
+}
+
 // What prepare() recognised: a scripted image, one with an object removed, or its crop.
 class ScriptedContext : public ImageContext {
  public:
@@ -187,7 +210,7 @@ class ScriptedVlm : public VisionLanguageModel {
   Capabilities capabilities() const override { return {true, true}; }
 
   std::shared_ptr<const ImageContext> prepare(const Image& image, const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     auto context = std::make_shared<ScriptedContext>();
     const std::string hash = image.content_hash();
     for (const auto& scripted : script_->images) {
@@ -208,7 +231,7 @@ class ScriptedVlm : public VisionLanguageModel {
 
   std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
                             const AnswerWords&, const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     const auto* context = dynamic_cast<const ScriptedContext*>(image);
     if (image && !context) throw Error(ErrorCode::InvalidArgument, "scripted backend: foreign ImageContext");
     std::vector<double> out;
@@ -218,7 +241,7 @@ class ScriptedVlm : public VisionLanguageModel {
 
   std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
                        const GenerateLimits&, const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     const auto* context = dynamic_cast<const ScriptedContext*>(image);
     std::size_t user_turns = 0;
     for (const auto& turn : turns) user_turns += turn.role == ChatTurn::Role::User;
@@ -266,7 +289,7 @@ class ScriptedRelevance : public RelevanceModel {
   std::string model_id() const override { return "scripted:" + script_->source; }
 
   std::vector<Embedding> embed_texts(const std::vector<std::string>& texts, const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     const std::size_t image_axes = script_->images.size() + 1;
     std::vector<Embedding> out;
     for (const auto& text : texts) {
@@ -295,7 +318,7 @@ class ScriptedRelevance : public RelevanceModel {
   }
 
   Embedding embed_image(const Image& image, const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     const std::size_t image_axes = script_->images.size() + 1;
     Embedding e(image_axes + kPrivateAxes, 0.f);
     const std::string hash = image.content_hash();
@@ -319,12 +342,12 @@ class ScriptedLocator : public Locator {
 
   std::shared_ptr<const LocatorQueries> embed_queries(const std::vector<std::string>& phrases,
                                                       const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     return std::make_shared<const Phrases>(phrases);
   }
 
   std::shared_ptr<const LocatorImage> prepare(const Image& image, const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     auto prepared = std::make_shared<Prepared>();
     prepared->hash = image.content_hash();
     ++prepares;
@@ -334,7 +357,7 @@ class ScriptedLocator : public Locator {
   std::vector<std::vector<Detection>> locate(const LocatorImage& image, const LocatorQueries& queries,
                                              const std::vector<std::size_t>& which, double min_confidence,
                                              const CallContext& call) const override {
-    call.check();
+    simulate_latency(*script_, call);
     const auto* prepared = dynamic_cast<const Prepared*>(&image);
     const auto* phrases = dynamic_cast<const Phrases*>(&queries);
     if (prepared == nullptr || phrases == nullptr) {
