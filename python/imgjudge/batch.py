@@ -414,7 +414,12 @@ def _check_same_job(recorded: Dict[str, Any], wanted: Dict[str, Any], job_path: 
     if recorded.get("manifest", {}).get("hash") != wanted["manifest"]["hash"]:
         differences.append("manifest (%s lists other images or another order)" % wanted["manifest"]["source"])
     for key in ("partition_size", "constitution_hash", "models", "method"):
-        if recorded.get(key) != wanted[key]:
+        recorded_value, wanted_value = recorded.get(key), wanted[key]
+        if key == "models" and isinstance(recorded_value, dict):
+            # Thread counts change the speed, not the verdicts: a resume may use other machines.
+            recorded_value = dict(recorded_value, threads=None)
+            wanted_value = dict(wanted_value, threads=None)
+        if recorded_value != wanted_value:
             differences.append("%s (recorded %s, now %s)" % (key, json.dumps(recorded.get(key), sort_keys=True),
                                                             json.dumps(wanted[key], sort_keys=True)))
     if differences:
@@ -557,9 +562,10 @@ def run(manifest: str, out: str, *, scheduler: Optional[str] = None, workers: Op
         pending = [index for index in range(len(parts)) if index not in committed]
         failed: List[Dict[str, Any]] = []
         judged_now = 0
+        judging_seconds = 0.0
         worker_addresses: collections.Counter = collections.Counter()
         if pending:
-            judged_now, failed, worker_addresses = _run_on_dask(
+            judged_now, failed, worker_addresses, judging_seconds = _run_on_dask(
                 parts, pending, os.path.abspath(out), scheduler, local_workers, threads_per_worker,
                 JudgePlugin(models, method, constitution_toml, constitution_source),
                 _Progress(len(pending), sum(len(parts[index]) for index in pending), progress, stream))
@@ -567,6 +573,10 @@ def run(manifest: str, out: str, *, scheduler: Optional[str] = None, workers: Op
         this_run = {"partitions": len(pending), "skipped_committed_partitions": len(parts) - len(pending),
                     "images": judged_now, "seconds": round(elapsed, 3),
                     "images_per_second": round(judged_now / elapsed, 3) if elapsed > 0 else None,
+                    # From the models loaded on every worker to the last partition: the steady rate.
+                    "judging_seconds": round(judging_seconds, 3),
+                    "judging_images_per_second":
+                        round(judged_now / judging_seconds, 3) if judging_seconds > 0 else None,
                     "partitions_by_worker": dict(worker_addresses)}
         summary = _summarize(out, job_manifest, partition_size, failed, this_run)
         write_atomically(os.path.join(out, "summary.json"),
@@ -595,6 +605,7 @@ def _run_on_dask(parts: List[Tuple[Entry, ...]], pending: List[int], out_dir: st
             client.register_worker_plugin(plugin, name=PLUGIN_NAME)
         except Exception as error:
             raise BatchError("a worker could not load the models: %s" % error) from error
+        judging_started = time.monotonic()  # the models are loaded on every worker
         # One key per partition and job folder: a resubmitted job reuses no stale result.
         token = hashlib.sha256(out_dir.encode()).hexdigest()[:12]
         futures = {client.submit(judge_partition, index, parts[index], out_dir, pure=False, retries=1,
@@ -619,7 +630,7 @@ def _run_on_dask(parts: List[Tuple[Entry, ...]], pending: List[int], out_dir: st
             # otherwise recompute a partition that is committed already.
             future.release()
         bar.close()
-        return judged, failed, by_worker
+        return judged, failed, by_worker, time.monotonic() - judging_started
     finally:
         client.close()
         if cluster is not None:
@@ -663,7 +674,7 @@ def _parser() -> argparse.ArgumentParser:
     method = parser.add_argument_group("constitution and method (as imgjudge judge)")
     method.add_argument("--constitution", metavar="FILE", help="TOML rules (default: the bundled default)")
     for stage in ("relevance", "debias", "chains", "cascade", "early-exit", "locator"):
-        method.add_argument("--no-" + stage, action="store_true", help=argparse.SUPPRESS)
+        method.add_argument("--no-" + stage, action="store_true", help="switch %s off" % stage.replace("-", " "))
     method.add_argument("--reasoning-tokens", type=int, metavar="N", help="budget of each reasoning turn")
     method.add_argument("--timeout-ms", type=int, metavar="N", help="per-image deadline")
     return parser
@@ -701,9 +712,11 @@ def _print_summary(summary: Summary, out: str, stream: IO[str]) -> None:
     print("  decisions: %s" % (", ".join("%s %d" % item for item in summary.decisions.items()) or "none"),
           file=stream)
     print("  errors: %s" % (", ".join("%s %d" % item for item in summary.errors.items()) or "none"), file=stream)
-    print("  this run: %d images in %.1f s (%s images/s), %d committed partitions skipped"
+    print("  this run: %d images in %.1f s (%s images/s; %s images/s once the models were loaded), "
+          "%d committed partitions skipped"
           % (run_info.get("images", 0), run_info.get("seconds", 0.0), run_info.get("images_per_second"),
-             run_info.get("skipped_committed_partitions", 0)), file=stream)
+             run_info.get("judging_images_per_second"), run_info.get("skipped_committed_partitions", 0)),
+          file=stream)
     for failure in summary.failed_partitions:
         print("  FAILED partition %d (%d images): %s" % (failure["partition"], failure["images"], failure["error"]),
               file=stream)
