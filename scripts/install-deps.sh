@@ -27,6 +27,9 @@ packages=(
   catch2 libeigen3-dev
   # the Go binding's tests (examples/go); the Rust binding uses rustup's cargo where present
   golang-go
+  # the Python package (python/) and its tests: numpy and PIL inputs, Dask batch jobs,
+  # building its wheel offline (setuptools, pip), a venv to pip-install it into
+  python3-pytest python3-numpy python3-pil python3-distributed python3-setuptools python3-pip python3-venv
 )
 
 missing=()

@@ -696,6 +696,28 @@ TEST_CASE("the scripted encode delay takes its time and honours deadlines and ca
   CHECK_THROWS_WITH(ws.models("[defaults]\nencode_delay_ms = 1.5\n"), Contains("encode_delay_ms must be an integer"));
 }
 
+TEST_CASE("the scripted backend's latency_ms takes time and yields to deadlines and cancellation", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(100));
+  Judge judge(Constitution::from_string(kConstitution),
+              ws.models("[defaults]\nlatency_ms = 100\n[[images]]\nfile = \"a.png\"\n"));
+  // Every model call sleeps 100 ms: one judged image takes at least prepare + one score call.
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_NOTHROW(judge.judge(make_picture(100)));
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(200));
+  // A deadline inside the first simulated call ends the call there, not after it.
+  const auto late_start = std::chrono::steady_clock::now();
+  try {
+    judge.judge(make_picture(100), CallOptions::with_timeout(std::chrono::milliseconds(10)));
+    FAIL("expected DeadlineExceeded");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::DeadlineExceeded);
+  }
+  CHECK(std::chrono::steady_clock::now() - late_start < std::chrono::milliseconds(90));
+  CHECK_THROWS_WITH(ws.models("[defaults]\nlatency_ms = -1\n"), Contains("defaults.latency_ms must be an integer"));
+  CHECK_THROWS_WITH(ws.models("[defaults]\nlatency_ms = 0.5\n"), Contains("script.toml:2:"));
+}
+
 TEST_CASE("judge_batch reports each image's error in its own slot", "[unit][judge]") {
   Workspace ws;
   Judge judge(Constitution::from_string(kConstitution), ws.models(""));

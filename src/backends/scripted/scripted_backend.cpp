@@ -57,6 +57,10 @@ struct Script {
   std::chrono::milliseconds encode_delay{0};
   /// How long loading the models takes (docs/scripted-backend.md).
   std::chrono::milliseconds load_delay{0};
+  /// Simulated time every model call takes (prepare, score, generate, embed, locate; image
+  /// encodings add encode_delay), so that deadlines, cancellation and a worker killed
+  /// mid-job can be tested without weights.
+  std::chrono::milliseconds latency{0};
   std::map<std::string, double> priors;
   std::vector<ScriptedImage> images;
 };
@@ -64,9 +68,9 @@ struct Script {
 // The largest delay: a typo must not make every call hang for hours.
 constexpr std::int64_t kMaxDelayMs = 600000;
 
-// Waits `delay` as a model encoding an image would, checking the call's deadline and
+// Waits `delay` as a model call would, checking the call's deadline and
 // cancellation every few milliseconds as the torch backend checks them between layers.
-void simulate_encoding(std::chrono::milliseconds delay, const CallContext& call) {
+void simulate_delay(std::chrono::milliseconds delay, const CallContext& call) {
   using Clock = std::chrono::steady_clock;
   const auto until = Clock::now() + delay;
   for (auto now = Clock::now(); now < until; now = Clock::now()) {
@@ -128,7 +132,8 @@ Script parse_script(const std::string& toml_text, const std::string& source, con
   if (const auto* node = root.get("defaults")) {
     const auto* table = node->as_table();
     if (!table) reader.fail(node->source(), "defaults must be a table");
-    reader.check_keys(*table, {"score", "prior", "relevance", "thinking", "reasoning", "encode_delay_ms", "load_delay_ms"}, "defaults");
+    reader.check_keys(*table, {"score", "prior", "relevance", "thinking", "reasoning", "encode_delay_ms", "load_delay_ms", "latency_ms"}, "defaults");
+    if (const auto* v = table->get("latency_ms")) script.latency = reader.delay(*v, "defaults.latency_ms");
     if (const auto* v = table->get("score")) script.default_score = reader.probability(*v, "defaults.score");
     if (const auto* v = table->get("prior")) script.default_prior = reader.probability(*v, "defaults.prior");
     if (const auto* v = table->get("relevance")) script.default_relevance = reader.probability(*v, "defaults.relevance", -1.0);
@@ -205,6 +210,8 @@ Script parse_script(const std::string& toml_text, const std::string& source, con
   return script;
 }
 
+// Spends the script's latency as a model call would, checking the call's deadline and
+// cancel token every few milliseconds (as the torch backend does between model steps).
 // What prepare() recognised: a scripted image, one with an object removed, or its crop.
 class ScriptedContext : public ImageContext {
  public:
@@ -219,8 +226,7 @@ class ScriptedVlm : public VisionLanguageModel {
   Capabilities capabilities() const override { return {true, true}; }
 
   std::shared_ptr<const ImageContext> prepare(const Image& image, const CallContext& call) const override {
-    call.check();
-    simulate_encoding(script_->encode_delay, call);
+    simulate_delay(script_->latency + script_->encode_delay, call);
     auto context = std::make_shared<ScriptedContext>();
     const std::string hash = image.content_hash();
     for (const auto& scripted : script_->images) {
@@ -241,7 +247,7 @@ class ScriptedVlm : public VisionLanguageModel {
 
   std::vector<double> score(const ImageContext* image, const std::vector<Question>& questions,
                             const AnswerWords&, const CallContext& call) const override {
-    call.check();
+    simulate_delay(script_->latency, call);
     const auto* context = dynamic_cast<const ScriptedContext*>(image);
     if (image && !context) throw Error(ErrorCode::InvalidArgument, "scripted backend: foreign ImageContext");
     std::vector<double> out;
@@ -251,7 +257,7 @@ class ScriptedVlm : public VisionLanguageModel {
 
   std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
                        const GenerateLimits&, const CallContext& call) const override {
-    call.check();
+    simulate_delay(script_->latency, call);
     const auto* context = dynamic_cast<const ScriptedContext*>(image);
     std::size_t user_turns = 0;
     for (const auto& turn : turns) user_turns += turn.role == ChatTurn::Role::User;
@@ -299,7 +305,7 @@ class ScriptedRelevance : public RelevanceModel {
   std::string model_id() const override { return "scripted:" + script_->source; }
 
   std::vector<Embedding> embed_texts(const std::vector<std::string>& texts, const CallContext& call) const override {
-    call.check();
+    simulate_delay(script_->latency, call);
     const std::size_t image_axes = script_->images.size() + 1;
     std::vector<Embedding> out;
     for (const auto& text : texts) {
@@ -328,8 +334,7 @@ class ScriptedRelevance : public RelevanceModel {
   }
 
   Embedding embed_image(const Image& image, const CallContext& call) const override {
-    call.check();
-    simulate_encoding(script_->encode_delay, call);
+    simulate_delay(script_->latency + script_->encode_delay, call);
     const std::size_t image_axes = script_->images.size() + 1;
     Embedding e(image_axes + kPrivateAxes, 0.f);
     const std::string hash = image.content_hash();
@@ -353,13 +358,12 @@ class ScriptedLocator : public Locator {
 
   std::shared_ptr<const LocatorQueries> embed_queries(const std::vector<std::string>& phrases,
                                                       const CallContext& call) const override {
-    call.check();
+    simulate_delay(script_->latency, call);
     return std::make_shared<const Phrases>(phrases);
   }
 
   std::shared_ptr<const LocatorImage> prepare(const Image& image, const CallContext& call) const override {
-    call.check();
-    simulate_encoding(script_->encode_delay, call);
+    simulate_delay(script_->latency + script_->encode_delay, call);
     auto prepared = std::make_shared<Prepared>();
     prepared->hash = image.content_hash();
     ++prepares;
@@ -369,7 +373,7 @@ class ScriptedLocator : public Locator {
   std::vector<std::vector<Detection>> locate(const LocatorImage& image, const LocatorQueries& queries,
                                              const std::vector<std::size_t>& which, double min_confidence,
                                              const CallContext& call) const override {
-    call.check();
+    simulate_delay(script_->latency, call);
     const auto* prepared = dynamic_cast<const Prepared*>(&image);
     const auto* phrases = dynamic_cast<const Phrases*>(&queries);
     if (prepared == nullptr || phrases == nullptr) {
