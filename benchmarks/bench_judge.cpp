@@ -20,6 +20,7 @@
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "devtools/locator_probe.hpp"
 #include "devtools/vlm_probe.hpp"
@@ -28,6 +29,7 @@
 #include "models/families.hpp"
 #include "devtools/random_models.hpp"
 #include "runtime/device.hpp"
+#include "runtime/safetensors.hpp"
 #include "runtime/tensor_cache.hpp"
 #include "devtools/gemm_probe.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -39,17 +41,26 @@ using nlohmann::json;
 
 namespace {
 
-const char* kHelp = R"(usage: imgjudge_bench [--quick] [--full-depth] [--family F | --model DIR]
-                      [--dtype auto|bfloat16|float32|int8] [--threads N] [--sizes 448,896]
-                      [--images N] [--naive-questions N] [--out FILE]
+const char* kHelp = R"(usage: imgjudge_bench [--quick | --reduced] [--family F | --model DIR]
+                      [--dtype auto|bfloat16|float32|int8] [--threads N]
+                      [--sizes 448,896,photo] [--images N] [--naive-questions N]
+                      [--drop-caches] [--out FILE]
                       [--locator owlv2|owlvit | --locator-model DIR]
 
 Without --model, a random-weight folder of a published checkpoint's widths is
-generated once in build/bench-models/, for --family (benchmarks/models/*.json):
+generated once in build/bench-models/ at every layer of the checkpoint, for
+--family (benchmarks/models/*.json):
 qwen2_vl (Qwen2-VL-2B, the default), llava_onevision (llava-onevision-qwen2-0.5b),
 llava (llava-1.5-7b), internvl_chat (InternVL2-8B: InternViT-300M at 448 px,
-InternLM2.5-7B, the tiny InternLM2 SentencePiece tokenizer); the reduced variant (4 text + 4 vision layers), or with
---full-depth every layer (Qwen2-VL-2B: 4.4 GB; a naive loop then takes hours).
+InternLM2.5-7B, the tiny InternLM2 SentencePiece tokenizer); with --reduced
+(or --quick) 4 text + 4 vision layers instead (Qwen2-VL-2B at full depth is 4.4 GB
+in bfloat16; its naive loop is sampled, see --naive-questions).
+--sizes: square sizes, and `photo` for the example photos at their own size
+(rocket.jpg 640x427 first).
+Cold and warm: the first image after load (nothing judged before it in this
+process) is timed on its own as `cold`, next to the warm mean of its size.
+--drop-caches (root): drops the page cache before loading, so `cold` includes
+reading the weights from disk, as a new worker or a restarted service does.
 The components (vision, prefill, scoring, decode) are timed through the
 engine the Judge runs, each beside the same-shape GEMM.
 --dtype auto (default): what the library picks on this machine (bfloat16 with
@@ -57,7 +68,8 @@ AVX-512 or CUDA, float32 otherwise). int8: int8 linear weights; the report
 then also gives its score difference from float32 on the same images.
 --naive-questions N: time the naive loop on N of the 42 questions (spread over
 the rules) and extrapolate to all 42; every naive question costs the same (one
-image encode + one full prefill + one m0 prefill). Default: all.
+image encode + one full prefill + one m0 prefill). Default: all with --reduced,
+4 at full depth.
 --locator F: also time the strategy-2 locator, a random-weight folder of
 owlv2 (owlv2-base-patch16-ensemble: 960 px, 3600 patches) or owlvit
 (owlvit-base-patch32: 768 px, 576 patches) at every published width, reduced
@@ -65,9 +77,30 @@ to 4 vision and 4 text layers unless --full-depth; --locator-model DIR: a real
 folder. Reported per image: the image processor, the encode (processor + ViT,
 once per image that has an uncertain item with objects), embedding the
 phrases (once per Judge) and locating them all (per item).
---quick: 448x448 only, 1 image, 8 naive questions (about 1 minute on 2 cores,
-plus about 15 s to generate the reduced model the first time).
+--quick: --reduced, 448x448 only, 1 image, 8 naive questions (about 1 minute
+on 2 cores, plus about 15 s to generate the reduced model the first time).
 )";
+
+// The parameters' bytes once loaded: floating tensors at the dtype the library
+// runs (bfloat16 2, float32 4); with int8, 2-D weights (the linear layers) at
+// 1 byte plus a float32 scale per output row, everything else float32. Counted
+// from the checkpoint, because the RSS growth over loading is not it: the
+// allocator keeps freed conversion buffers and reuses pages libtorch mapped at
+// start-up, so the growth read -12.9 MB for a 4.4 GB bfloat16 model.
+std::int64_t loaded_weight_bytes(const std::string& model_dir, const std::string& dtype) {
+  const auto checkpoint = runtime::SafetensorsCheckpoint::open_folder(model_dir);
+  std::int64_t bytes = 0;
+  for (const auto& name : checkpoint.names()) {
+    const runtime::TensorView& tensor = checkpoint.at(name);
+    const std::int64_t elements = tensor.numel();
+    if (dtype == "int8" && tensor.shape.size() == 2) {
+      bytes += elements + tensor.shape[0] * 4;
+    } else {
+      bytes += elements * (dtype == "bfloat16" || dtype == "float16" ? 2 : 4);
+    }
+  }
+  return bytes;
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -117,12 +150,19 @@ bool cpu_flag(const std::string& flag) {
   return false;
 }
 
-// A real photo (examples/images) resized to size x size with PIL-exact bicubic.
+// `--sizes` entry for the photos at their own size (kPhotoSize in `sizes`).
+constexpr int kPhotoSize = 0;
+
+// A real photo (examples/images) resized to size x size with PIL-exact bicubic,
+// or as it is for kPhotoSize (rocket.jpg first: 640x427, a typical upload).
 Image test_image(int size, int index) {
-  static const char* files[] = {"chelsea.png", "coffee.png", "rocket.jpg"};
+  static const char* files[] = {"rocket.jpg", "chelsea.png", "coffee.png"};
   const Image photo = load_image_file(std::string(IMGJUDGE_SOURCE_DIR "/examples/images/") + files[index % 3]);
+  if (size == kPhotoSize) return photo;
   return image::resize(photo, size, size, image::Resample::Bicubic);
 }
+
+std::string size_label(int size) { return size == kPhotoSize ? "photo" : fmt::format("{}x{}", size, size); }
 
 // The published checkpoint each family is benchmarked at (benchmarks/models/<name>.json).
 std::string checkpoint_of(const std::string& family) {
@@ -192,17 +232,18 @@ json tensor_cache_json() {
 
 int main(int argc, char** argv) try {
   std::vector<std::string> args(argv + 1, argv + argc);
-  bool quick = false, full_depth = false;
+  bool quick = false, reduced_depth = false, drop_caches = false;
   std::string model_dir, dtype = "auto", out_path, family = "qwen2_vl", locator_family, locator_dir;
   int threads = 0, images_per_size = 2, naive_questions = 0;
-  std::vector<int> sizes = {448, 896};
+  std::vector<int> sizes = {448, 896, kPhotoSize};
   for (std::size_t i = 0; i < args.size(); ++i) {
     auto value = [&]() -> std::string {
       if (i + 1 >= args.size()) throw Error(ErrorCode::InvalidArgument, args[i] + " needs a value");
       return args[++i];
     };
     if (args[i] == "--quick") quick = true;
-    else if (args[i] == "--full-depth") full_depth = true;
+    else if (args[i] == "--reduced") reduced_depth = true;
+    else if (args[i] == "--drop-caches") drop_caches = true;
     else if (args[i] == "--model") model_dir = value();
     else if (args[i] == "--family") family = value();
     else if (args[i] == "--locator") locator_family = value();
@@ -218,7 +259,8 @@ int main(int argc, char** argv) try {
       for (std::size_t start = 0; start < list.size();) {
         std::size_t comma = list.find(',', start);
         if (comma == std::string::npos) comma = list.size();
-        sizes.push_back(std::stoi(list.substr(start, comma - start)));
+        const std::string entry = list.substr(start, comma - start);
+        sizes.push_back(entry == "photo" ? kPhotoSize : std::stoi(entry));
         start = comma + 1;
       }
     } else if (args[i] == "--help") {
@@ -230,10 +272,15 @@ int main(int argc, char** argv) try {
     }
   }
   if (quick) {
+    reduced_depth = true;
     sizes = {448};
     images_per_size = 1;
     if (naive_questions == 0) naive_questions = 8;
   }
+  const bool full_depth = !reduced_depth;
+  // At full depth a naive question costs a whole image encode and prefill:
+  // all 42 would take most of an hour per image on 2 cores.
+  if (naive_questions == 0 && full_depth) naive_questions = 4;
   // The dtype the library would choose here, spelled as the probes want it.
   const runtime::ExecutionTarget target = runtime::resolve_device({"cpu", dtype, threads});
   dtype = target.linear_format == runtime::LinearFormat::Int8 ? "int8" : runtime::dtype_label(target.dtype);
@@ -248,13 +295,21 @@ int main(int argc, char** argv) try {
   config.model_dir = model_dir;
   config.dtype = dtype;
   config.threads = threads;
+  if (drop_caches) {
+    // Cold means the weights come from disk, as for a new worker: write out
+    // dirty pages, then drop the clean ones (needs root).
+    ::sync();
+    std::ofstream control("/proc/sys/vm/drop_caches");
+    if (!(control << "3\n" << std::flush)) {
+      throw Error(ErrorCode::Io, "--drop-caches: cannot write /proc/sys/vm/drop_caches (run as root)");
+    }
+  }
   const std::int64_t rss_before_load = status_bytes("VmRSS");  // libtorch and the process itself
   auto load_start = Clock::now();
   const Models models = load_models(config);
   const double load_s = seconds_since(load_start);
-  // What the weights occupy once loaded (a checkpoint in another dtype is
-  // converted and its mapping released; int8 layers keep only packed weights).
-  const std::int64_t weights = status_bytes("VmRSS") - rss_before_load;
+  const std::int64_t rss_growth_at_load = status_bytes("VmRSS") - rss_before_load;
+  const std::int64_t weights = loaded_weight_bytes(model_dir, dtype);
   const Constitution constitution = Constitution::from_file(IMGJUDGE_SOURCE_DIR "/benchmarks/constitution-14x3.toml");
 
   JudgeOptions options;
@@ -266,6 +321,13 @@ int main(int argc, char** argv) try {
   const double construct_s = seconds_since(construct_start);
   const std::int64_t load_peak_rss = status_bytes("VmHWM");
   reset_peak_rss();
+
+  // Cold: the first image after load, before anything else runs in this
+  // process (a service's first request). A photo the warm loop does not use.
+  const Image cold_image = test_image(sizes.front(), images_per_size);
+  const auto cold_start = Clock::now();
+  const Verdict cold_verdict = judge.judge(cold_image);
+  const double cold_s = seconds_since(cold_start);
 
   std::vector<Question> questions;
   for (const auto& rule : constitution.rules) {
@@ -315,7 +377,7 @@ int main(int argc, char** argv) try {
       judged.emplace_back(image, std::move(scores));
     }
     const double images = images_per_size;
-    results.push_back({{"image_size", size},
+    results.push_back({{"image_size", size_label(size)},
                        {"images", images_per_size},
                        {"questions_per_image", questions.size()},
                        {"naive", {{"questions_timed", naive_sample.size()},
@@ -327,7 +389,7 @@ int main(int argc, char** argv) try {
                                      {"scoring_ms_per_image", stages.scoring_ms / images}}},
                        {"speedup_vs_naive", naive_s / judge_s},
                        {"max_score_difference_vs_naive", max_score_diff}});
-    fmt::print(stderr, "bench: {}x{}: naive {:.2f} s/image, imgjudge {:.2f} s/image, speedup {:.1f}x\n", size, size,
+    fmt::print(stderr, "bench: {}: naive {:.2f} s/image, imgjudge {:.2f} s/image, speedup {:.1f}x\n", size_label(size),
                naive_s / images, judge_s / images, naive_s / judge_s);
   }
 
@@ -385,7 +447,7 @@ int main(int argc, char** argv) try {
                                  components.prefill.flops / (gemm_prefill.gflops * 1e9) +
                                  components.scoring.flops / (gemm_scoring.gflops * 1e9);
     component_report = {
-        {"components", {{"image_size", sizes.front()},
+        {"components", {{"image_size", size_label(sizes.front())},
                         {"image_tokens", components.image_tokens},
                         {"prefix_tokens", components.prefix_tokens},
                         {"question_head_tokens", components.question_head_tokens},
@@ -448,8 +510,18 @@ int main(int argc, char** argv) try {
       {"dtype", dtype},
       {"threads", threads},
       {"quick", quick},
+      {"full_depth", full_depth},
       {"weights_bytes", weights},
+      {"rss_growth_at_load_bytes", rss_growth_at_load},
       {"load_seconds", load_s},
+      {"cold", {{"image_size", size_label(sizes.front())},
+                {"image", {{"width", cold_image.width}, {"height", cold_image.height}}},
+                {"page_cache_dropped", drop_caches},
+                {"seconds", cold_s},
+                {"prepare_ms", cold_verdict.timings.prepare_ms},
+                {"scoring_ms", cold_verdict.timings.scoring_ms},
+                {"warm_seconds_per_image", judge_seconds},
+                {"cold_over_warm", cold_s / judge_seconds}}},
       {"judge_construction_seconds", construct_s},
       {"workload", {{"rules", constitution.rules.size()}, {"questions", questions.size()},
                     {"answer_spellings", answer_spellings_name(constitution.answer_spellings)},

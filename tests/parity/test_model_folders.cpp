@@ -304,6 +304,6 @@ TEST_CASE("an image over the memory budget fails alone with LimitExceeded, befor
   // 3: an image could not be judged; 1 if random weights call the small one unsafe.
   CHECK((cli.exit_code == 3 || cli.exit_code == 1));
   CHECK_THAT(cli.output, Contains("coffee.png: ERROR [limit_exceeded]"));
-  CHECK_THAT(cli.output, Contains("imgjudge_test_small.png: safe") || Contains("imgjudge_test_small.png: UNSAFE") ||
-                             Contains("imgjudge_test_small.png: REVIEW"));
+  CHECK_THAT(cli.output, Contains("small.png: safe") || Contains("small.png: UNSAFE") ||
+                             Contains("small.png: REVIEW"));
 }
