@@ -430,6 +430,7 @@ std::vector<std::vector<std::int32_t>> MultimodalJudge::generate_batch_ids(
                                  prompts.front().begin() + static_cast<std::ptrdiff_t>(common_head_length(prompts))),
                         {}, call);
   }
+  if (text_head.ids.empty()) text_head.rope_rows = model_->decoder().config().rope.mrope_section.empty() ? 1 : 3;
   const Prefix& prefix = context != nullptr ? context->prefix : text_head;
   const auto start = static_cast<std::int64_t>(prefix.ids.size());
   std::vector<TokenIds> suffixes;
