@@ -424,6 +424,23 @@ int main(int argc, char** argv) try {
     gemm_by_dtype[kind] = {{"shape", {probe.m, probe.k, probe.n}}, {"gflops", probe.gflops}};
   }
 
+  // Decode is memory-bound: one step reads every decoder weight once, for
+  // one row or many, so a batched step costs about one and reasoning about N
+  // statements about one stream.
+  auto decode_batching_json = [](const devtools::VlmComponents& c) {
+    json reasoning = json::array();
+    for (const auto& r : c.reasoning) {
+      reasoning.push_back({{"conversations", r.conversations}, {"tokens_each", devtools::kReasoningTokens},
+                           {"one_at_a_time_seconds", r.sequential_seconds}, {"batched_seconds", r.batched_seconds}});
+    }
+    auto gb_per_s = [&](double seconds) { return seconds > 0 ? c.decoder_weight_bytes / seconds / 1e9 : 0.0; };
+    return json{{"decoder_weight_bytes", c.decoder_weight_bytes},
+                {"step_seconds_batch_1", c.decode.seconds},
+                {"step_seconds_batch_" + std::to_string(devtools::kDecodeBatchRows), c.decode_batch.seconds},
+                {"weights_gb_per_s_batch_1", gb_per_s(c.decode.seconds)},
+                {"weights_gb_per_s_batch_" + std::to_string(devtools::kDecodeBatchRows), gb_per_s(c.decode_batch.seconds)},
+                {"reasoning", reasoning}};
+  };
   const double judge_seconds = results.front()["imgjudge"]["seconds_per_image"].get<double>();
   // Components at the first size, through the engine the Judge runs, each
   // next to the same-shape GEMM.
@@ -456,6 +473,7 @@ int main(int argc, char** argv) try {
                         {"prefill", component_json(components.prefill, gemm_prefill)},
                         {"scoring", component_json(components.scoring, gemm_scoring)},
                         {"decode", component_json(components.decode, gemm_decode)}}},
+        {"decode_batching", decode_batching_json(components)},
         {"prefill_efficiency", components.prefill.gflops() / gemm_prefill.gflops},
         {"scoring_efficiency", components.scoring.gflops() / gemm_scoring.gflops},
         {"floor_seconds_per_image", floor_seconds},

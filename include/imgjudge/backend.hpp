@@ -101,6 +101,11 @@ struct ChatTurn {
 struct GenerateLimits {
   int max_new_tokens = 256;
   std::vector<std::string> stop;  ///< Stop strings, in addition to the model's end tokens.
+  /// Stop once the text has closed its first top-level JSON object: the '}'
+  /// that brings the brace depth (counted outside double-quoted strings) back
+  /// to 0. The text then ends at that '}'. For answers asked as JSON, so the
+  /// model does not run on to the token budget after the object.
+  bool stop_after_json_object = false;
 };
 
 /// Optional model behaviours, so the Judge degrades clearly, never silently.
@@ -131,6 +136,15 @@ class IMGJUDGE_API VisionLanguageModel {
   /// Greedy generation of the next assistant turn after `turns`.
   virtual std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
                                const GenerateLimits& limits, const CallContext& call) const = 0;
+
+  /// generate() for several conversations over the same image: one text per
+  /// conversation, in order, each equal to what generate() gives for it alone
+  /// (greedy). A backend that decodes the conversations as one batch (the
+  /// torch backend: the image prefix once, every row advanced by one batched
+  /// forward per step) overrides it; this default calls generate() for each.
+  virtual std::vector<std::string> generate_batch(const ImageContext* image,
+                                                  const std::vector<std::vector<ChatTurn>>& conversations,
+                                                  const GenerateLimits& limits, const CallContext& call) const;
 
   /// Human-readable statement of the answer tokens used for `answers`, e.g.
   /// "yes=[9454 'Yes'] no=[2753 'No']"; reported in verdicts.

@@ -17,4 +17,17 @@ void CallContext::check() const {
   }
 }
 
+std::vector<std::string> VisionLanguageModel::generate_batch(const ImageContext* image,
+                                                             const std::vector<std::vector<ChatTurn>>& conversations,
+                                                             const GenerateLimits& limits,
+                                                             const CallContext& call) const {
+  std::vector<std::string> texts;
+  texts.reserve(conversations.size());
+  for (const auto& turns : conversations) {
+    call.check();
+    texts.push_back(generate(image, turns, limits, call));
+  }
+  return texts;
+}
+
 }  // namespace imgjudge

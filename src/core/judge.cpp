@@ -141,6 +141,11 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
   std::vector<std::string> locator_phrases;
   std::shared_ptr<const LocatorQueries> locator_queries;
 
+  // One reasoning conversation: the image context reasoned over and the two
+  // prompts (thinking, then the JSON answer). A statement several rules share
+  // (with the same prompts) is one conversation.
+  using ReasoningKey = std::tuple<const ImageContext*, std::string, std::string>;
+
   // Per-call state, on the stack of judge(): the Judge itself stays immutable.
   struct Call {
     const Image& image;
@@ -159,7 +164,23 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
       Stage decided_by;
       std::string rationale;
     };
-    std::map<std::tuple<const ImageContext*, std::string, std::string>, Reasoned> reasoned;
+    std::map<ReasoningKey, Reasoned> reasoned;
+    // Region crops whose context an item's reasoning request still names:
+    // kept alive until the image's reasoning batch has run.
+    std::vector<std::shared_ptr<const ImageContext>> crop_contexts;
+  };
+
+  // An item evaluated up to cascaded reasoning: its alternatives' requests
+  // wait for the image's one reasoning batch (reason_pending), then
+  // finish_item decides it.
+  struct PendingItem {
+    std::size_t rule = 0;
+    const Item* item = nullptr;
+    ItemResult result;
+    // The uncertain alternatives, in the order they are tried (most likely
+    // first): the first one accepted decides, as if tried one at a time.
+    std::vector<std::size_t> order;
+    std::map<std::size_t, ReasoningKey> reasoning;  // alternative -> its reasoning request
   };
 
   void prepare_rules();
@@ -169,12 +190,12 @@ struct IMGJUDGE_HIDDEN Judge::Impl {
   Verdict judge(const Image& image, const CallOptions& options) const;
   /// One image's frames (an animation's judged frames): the worst frame's verdict.
   Verdict judge_frames(const ImageFrames& frames, double decode_ms, const CallOptions& options) const;
-  ItemResult evaluate_item(const PreparedRule& rule, const Item& item,
-                           const std::map<std::string, double>& scores, Call& call) const;
-  void resolve_uncertain(const PreparedRule& rule, const Item& item, StatementScore& statement,
-                         const std::string& prompt, Call& call) const;
-  void reason(const Rule& rule, const ImageContext* context, StatementScore& statement,
-              Call& call) const;
+  PendingItem begin_item(std::size_t rule_index, const Item& item, const std::map<std::string, double>& scores,
+                         Call& call) const;
+  std::optional<ReasoningKey> resolve_uncertain(const PreparedRule& rule, const Item& item, StatementScore& statement,
+                                                const std::string& prompt, Call& call) const;
+  void reason_pending(const std::vector<PendingItem>& items, Call& call) const;
+  ItemResult finish_item(PendingItem pending, Call& call) const;
 };
 
 void Judge::Impl::prepare_rules() {
@@ -514,7 +535,7 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
     auto stage_start = Clock::now();
     const std::shared_ptr<const ImageContext> image_context = models.vlm->prepare(image, context);
     verdict.timings.prepare_ms = elapsed_ms(stage_start);
-    Call call{image, image_context.get(), context, verdict, {}, {}, {}};
+    Call call{image, image_context.get(), context, verdict, {}, {}, {}, {}};
 
     // 3. Chain items in rounds: item k of every live rule in one batched call.
     //    Without early exit every item is asked anyway, so one call asks them
@@ -547,19 +568,29 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
       verdict.questions_scored += static_cast<int>(questions.size());
       verdict.timings.scoring_ms += elapsed_ms(scoring_start);
     };
-    for (std::size_t k = 0; k < longest_chain; ++k) {
+    // Items are evaluated up to cascaded reasoning, the uncertain ones of all
+    // of them reasoned as one batch (reason_pending: decode is memory-bound,
+    // so N conversations cost about one), then decided. With early exit a
+    // round's outcomes decide which rules ask the next round, so each round
+    // is one batch; without it every round is, together.
+    for (std::size_t k = 0; k < longest_chain;) {
       bool any_item = false;
       for (std::size_t r = 0; r < rules.size(); ++r) any_item = any_item || (alive[r] && k < rules[r].items.size());
       if (!any_item) break;
-      if (options.early_exit) {
-        score_items(k, k + 1);
-      } else if (k == 0) {
-        score_items(0, longest_chain);
-      }
+      const std::size_t rounds_end = options.early_exit ? k + 1 : longest_chain;
+      score_items(k, rounds_end);
 
-      for (std::size_t r = 0; r < rules.size(); ++r) {
-        if (!alive[r] || k >= rules[r].items.size()) continue;
-        ItemResult item = evaluate_item(rules[r], rules[r].items[k], scores, call);
+      std::vector<PendingItem> pending;  // round-major, rules in order
+      for (std::size_t round = k; round < rounds_end; ++round) {
+        for (std::size_t r = 0; r < rules.size(); ++r) {
+          if (!alive[r] || round >= rules[r].items.size()) continue;
+          pending.push_back(begin_item(r, rules[r].items[round], scores, call));
+        }
+      }
+      reason_pending(pending, call);
+      for (PendingItem& p : pending) {
+        const std::size_t r = p.rule;
+        ItemResult item = finish_item(std::move(p), call);
         // Early exit: a rejected item settles the rule. An uncertain one
         // settles it only when uncertainty means "safe" and the score cannot
         // reach a threshold below 1; otherwise a later rejection still matters.
@@ -570,6 +601,7 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
         verdict.rules[r].items.push_back(std::move(item));
         if (settled && options.early_exit) alive[r] = false;
       }
+      k = rounds_end;
     }
     verdict.notes.insert(verdict.notes.end(), call.notes.begin(), call.notes.end());
   }
@@ -607,10 +639,14 @@ Verdict Judge::Impl::judge(const Image& image, const CallOptions& call_options) 
   return verdict;
 }
 
-ItemResult Judge::Impl::evaluate_item(const PreparedRule& rule, const Item& item,
-                                      const std::map<std::string, double>& scores, Call& call) const {
+Judge::Impl::PendingItem Judge::Impl::begin_item(std::size_t rule_index, const Item& item,
+                                                 const std::map<std::string, double>& scores, Call& call) const {
+  const PreparedRule& rule = rules[rule_index];
   const Thresholds& t = rule.rule->thresholds;
-  ItemResult result;
+  PendingItem pending;
+  pending.rule = rule_index;
+  pending.item = &item;
+  ItemResult& result = pending.result;
   for (const auto& statement : item.any_of) {
     StatementScore s;
     s.statement = statement.text;
@@ -625,30 +661,51 @@ ItemResult Judge::Impl::evaluate_item(const PreparedRule& rule, const Item& item
     }
     result.statements.push_back(std::move(s));
   }
+  const bool any_accepted = std::any_of(result.statements.begin(), result.statements.end(),
+                                        [](const StatementScore& s) { return s.outcome == ItemOutcome::Accepted; });
+  if (any_accepted || !use_debias) return pending;
+  // Only uncertain alternatives can still be accepted; they are tried most
+  // likely first. The region stage runs now, in that order, and stops at the
+  // first alternative it accepts (no later one can decide then); those before
+  // it that it left uncertain wait for reasoning, which may still accept one.
+  for (std::size_t i = 0; i < result.statements.size(); ++i) {
+    if (result.statements[i].outcome == ItemOutcome::Uncertain) pending.order.push_back(i);
+  }
+  std::stable_sort(pending.order.begin(), pending.order.end(), [&](std::size_t a, std::size_t b) {
+    return result.statements[a].score > result.statements[b].score;
+  });
+  for (std::size_t i : pending.order) {
+    const auto request = resolve_uncertain(rule, item, result.statements[i], item.any_of[i].prompt, call);
+    if (request) pending.reasoning.emplace(i, *request);
+    if (result.statements[i].outcome == ItemOutcome::Accepted) break;
+  }
+  return pending;
+}
 
-  // OR item: the alternative with the highest score among those accepted decides.
-  auto pick_accepted = [&]() {
-    int best = -1;
-    for (std::size_t i = 0; i < result.statements.size(); ++i) {
-      const auto& s = result.statements[i];
-      if (s.outcome == ItemOutcome::Accepted && (best < 0 || s.score > result.statements[best].score)) {
-        best = static_cast<int>(i);
-      }
+ItemResult Judge::Impl::finish_item(PendingItem pending, Call& call) const {
+  ItemResult result = std::move(pending.result);
+  for (const auto& [index, key] : pending.reasoning) {
+    const auto found = call.reasoned.find(key);
+    if (found == call.reasoned.end()) throw Error(ErrorCode::Internal, "a reasoning request was not run");
+    StatementScore& statement = result.statements[index];
+    statement.outcome = found->second.outcome;
+    statement.decided_by = found->second.decided_by;
+    statement.rationale = found->second.rationale;
+  }
+
+  // OR item: the alternative with the highest score among those accepted
+  // before any later stage decides; otherwise the first of the tried order
+  // that a later stage accepted.
+  int accepted = -1;
+  for (std::size_t i = 0; i < result.statements.size(); ++i) {
+    const auto& s = result.statements[i];
+    const bool tried = std::find(pending.order.begin(), pending.order.end(), i) != pending.order.end();
+    if (!tried && s.outcome == ItemOutcome::Accepted && (accepted < 0 || s.score > result.statements[accepted].score)) {
+      accepted = static_cast<int>(i);
     }
-    return best;
-  };
-  int accepted = pick_accepted();
-  if (accepted < 0 && use_debias) {
-    // Only uncertain alternatives can still be accepted; try them most likely first.
-    std::vector<std::size_t> order;
-    for (std::size_t i = 0; i < result.statements.size(); ++i) {
-      if (result.statements[i].outcome == ItemOutcome::Uncertain) order.push_back(i);
-    }
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return result.statements[a].score > result.statements[b].score;
-    });
-    for (std::size_t i : order) {
-      resolve_uncertain(rule, item, result.statements[i], item.any_of[i].prompt, call);
+  }
+  if (accepted < 0) {
+    for (std::size_t i : pending.order) {
       if (result.statements[i].outcome == ItemOutcome::Accepted) {
         accepted = static_cast<int>(i);
         break;
@@ -675,11 +732,13 @@ ItemResult Judge::Impl::evaluate_item(const PreparedRule& rule, const Item& item
   return result;
 }
 
-void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, StatementScore& statement,
-                                    const std::string& prompt, Call& call) const {
+// Strategy 2 for one uncertain alternative; returns its reasoning request
+// when the region stage leaves it uncertain and the cascade applies.
+std::optional<Judge::Impl::ReasoningKey> Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item,
+                                                                        StatementScore& statement,
+                                                                        const std::string& prompt, Call& call) const {
   const Thresholds& t = rule.rule->thresholds;
   const ImageContext* reasoning_context = call.image_context;
-  std::shared_ptr<const ImageContext> crop_context;  // keeps the crop alive for reasoning
 
   // Strategy 2: does the score depend on the central object? (needs a locator)
   if (use_locator && !item.object_queries.empty()) {
@@ -701,7 +760,8 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
       if (chosen->crop) {
         // A tiny object: judge its crop instead of the whole image (the paper's 1% rule).
         const Image crop = crop_region(call.image, box);
-        crop_context = models.vlm->prepare(crop, call.context);
+        const auto crop_context = models.vlm->prepare(crop, call.context);
+        call.crop_contexts.push_back(crop_context);  // its reasoning runs later, in the image's batch
         const double crop_score =
             require_finite(models.vlm->score(crop_context.get(), question, options.answers, call.context).at(0),
                            models.vlm->model_id(), "score of the region's crop");
@@ -716,7 +776,7 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
           statement.outcome = outcome;
           statement.decided_by = Stage::Region;
           call.verdict.timings.region_ms += elapsed_ms(stage_start);
-          return;
+          return std::nullopt;
         }
       } else {
         const Image erased = erase_region(call.image, box);
@@ -733,7 +793,7 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
           statement.outcome = ItemOutcome::Accepted;
           statement.decided_by = Stage::Region;
           call.verdict.timings.region_ms += elapsed_ms(stage_start);
-          return;
+          return std::nullopt;
         }
       }
     } else {
@@ -745,47 +805,80 @@ void Judge::Impl::resolve_uncertain(const PreparedRule& rule, const Item& item, 
   }
 
   if (use_cascade && t.cascade) {
-    reason(*rule.rule, reasoning_context, statement, call);
-  } else if (use_cascade) {
+    return ReasoningKey{reasoning_context, render_question(rule.rule->questions.reason, statement.statement),
+                        render_question(rule.rule->questions.reason_json, statement.statement)};
+  }
+  if (use_cascade) {
     // Switched off for the whole Judge, the constructor's note says so already.
     call.notes.insert(
         "cascaded reasoning off for some rules (cascade = false): their uncertain items stay uncertain "
         "(the rule's uncertain policy applies)");
   }
+  return std::nullopt;
 }
 
-void Judge::Impl::reason(const Rule& rule, const ImageContext* context, StatementScore& statement,
-                         Call& call) const {
+// Runs every reasoning request of `items` not yet reasoned for this image,
+// each distinct conversation once: per image context (the image, or a
+// region's crop), turn 1 (thinking) for all of them as one generate_batch,
+// then turn 2 (the JSON answer, stopping at the object's end) likewise.
+void Judge::Impl::reason_pending(const std::vector<PendingItem>& items, Call& call) const {
+  std::vector<const ReasoningKey*> todo;  // first-request order
+  std::set<ReasoningKey> queued;
+  for (const PendingItem& item : items) {
+    for (const auto& [index, key] : item.reasoning) {
+      if (call.reasoned.count(key) == 0 && queued.insert(key).second) todo.push_back(&key);
+    }
+  }
+  if (todo.empty()) return;
   const auto stage_start = Clock::now();
-  call.context.check();
-  const std::string first_prompt = render_question(rule.questions.reason, statement.statement);
-  const std::string answer_prompt = render_question(rule.questions.reason_json, statement.statement);
-  const auto key = std::make_tuple(context, first_prompt, answer_prompt);
-  if (const auto found = call.reasoned.find(key); found != call.reasoned.end()) {
-    statement.outcome = found->second.outcome;
-    statement.decided_by = found->second.decided_by;
-    statement.rationale = found->second.rationale;
-    return;
+  GenerateLimits answer_limits = options.reasoning_limits;
+  answer_limits.stop_after_json_object = true;
+  std::vector<const ImageContext*> contexts;
+  for (const ReasoningKey* key : todo) {
+    if (std::find(contexts.begin(), contexts.end(), std::get<0>(*key)) == contexts.end()) {
+      contexts.push_back(std::get<0>(*key));
+    }
   }
-  std::vector<ChatTurn> turns{{ChatTurn::Role::User, first_prompt}};
-  const std::string thinking = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
-  turns.push_back({ChatTurn::Role::Assistant, thinking});
-  turns.push_back({ChatTurn::Role::User, answer_prompt});
-  const std::string answer = models.vlm->generate(context, turns, options.reasoning_limits, call.context);
-  call.verdict.reasoning_calls += 1;
+  auto checked_batch = [&](const ImageContext* context, const std::vector<std::vector<ChatTurn>>& conversations,
+                           const GenerateLimits& limits) {
+    call.context.check();
+    std::vector<std::string> texts = models.vlm->generate_batch(context, conversations, limits, call.context);
+    if (texts.size() != conversations.size()) {
+      throw Error(ErrorCode::Backend, fmt::format("{} returned {} texts for {} reasoning conversations",
+                                                  models.vlm->model_id(), texts.size(), conversations.size()));
+    }
+    return texts;
+  };
+  for (const ImageContext* context : contexts) {
+    std::vector<const ReasoningKey*> batch;
+    for (const ReasoningKey* key : todo) {
+      if (std::get<0>(*key) == context) batch.push_back(key);
+    }
+    std::vector<std::vector<ChatTurn>> conversations;
+    for (const ReasoningKey* key : batch) conversations.push_back({{ChatTurn::Role::User, std::get<1>(*key)}});
+    const std::vector<std::string> thinking = checked_batch(context, conversations, options.reasoning_limits);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      conversations[i].push_back({ChatTurn::Role::Assistant, thinking[i]});
+      conversations[i].push_back({ChatTurn::Role::User, std::get<2>(*batch[i])});
+    }
+    const std::vector<std::string> answers = checked_batch(context, conversations, answer_limits);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      Call::Reasoned reasoned;
+      if (auto parsed = core::parse_reasoning_answer(answers[i])) {
+        reasoned.outcome = parsed->yes ? ItemOutcome::Accepted : ItemOutcome::Rejected;
+        reasoned.decided_by = Stage::Reasoning;
+        reasoned.rationale = parsed->rationale.empty() ? thinking[i] : parsed->rationale;
+      } else {
+        // Unusable answer: stay uncertain (the item does not count as holding) and keep the evidence.
+        reasoned.outcome = ItemOutcome::Uncertain;
+        reasoned.decided_by = Stage::Undecided;
+        reasoned.rationale = "unusable reasoning answer: " + answers[i].substr(0, 300);
+      }
+      call.reasoned.emplace(*batch[i], std::move(reasoned));
+    }
+    call.verdict.reasoning_calls += static_cast<int>(batch.size());
+  }
   call.verdict.timings.reasoning_ms += elapsed_ms(stage_start);
-
-  if (auto parsed = core::parse_reasoning_answer(answer)) {
-    statement.outcome = parsed->yes ? ItemOutcome::Accepted : ItemOutcome::Rejected;
-    statement.decided_by = Stage::Reasoning;
-    statement.rationale = parsed->rationale.empty() ? thinking : parsed->rationale;
-  } else {
-    // Unusable answer: stay uncertain (the item does not count as holding) and keep the evidence.
-    statement.outcome = ItemOutcome::Uncertain;
-    statement.decided_by = Stage::Undecided;
-    statement.rationale = "unusable reasoning answer: " + answer.substr(0, 300);
-  }
-  call.reasoned.emplace(key, Call::Reasoned{statement.outcome, statement.decided_by, statement.rationale});
 }
 
 }  // namespace imgjudge

@@ -181,6 +181,41 @@ VlmComponents probe_vlm_components(const std::string& model_dir, const std::stri
   out.decode.tokens = 1;
   out.decode.flops = decoder_flops(text, 1, double(prompts.front().size()), 1) + 2.0 * double(text.hidden_size * text.vocab_size);
   out.decode.seconds = steps > 0 ? (more_seconds - few_seconds) / steps : 0;
+
+  // The same step for kDecodeBatchRows rows at once (generate_batch), timed
+  // the same way; every row generates the same tokens, so the steps are known.
+  const std::vector<std::vector<ChatTurn>> rows(kDecodeBatchRows, turn);
+  std::size_t few_rows = 0, more_rows = 0;
+  const double few_batch = median_seconds(repetitions, [&] { few_rows = judge.generate_batch_ids(context.get(), rows, few, call).front().size(); });
+  const double more_batch = median_seconds(repetitions, [&] { more_rows = judge.generate_batch_ids(context.get(), rows, more, call).front().size(); });
+  const double batch_steps = double(more_rows) - double(few_rows);
+  out.decode_batch.tokens = kDecodeBatchRows;
+  out.decode_batch.flops = kDecodeBatchRows * out.decode.flops;
+  out.decode_batch.seconds = batch_steps > 0 ? (more_batch - few_batch) / batch_steps : 0;
+  const double element = double(at::elementSize(model->decoder().dtype()));
+  const double h = double(text.hidden_size), q = double(text.num_heads * text.head_dim),
+               kv = double(text.num_kv_heads * text.head_dim), inter = double(text.intermediate_size);
+  out.decoder_weight_bytes =
+      element * (double(text.num_layers) * (h * (2 * q + 2 * kv) + 3 * h * inter) + h * double(text.vocab_size));
+
+  // Reasoning-shaped: N different statements, one at a time and as one batch.
+  GenerateLimits reasoning_limits;
+  reasoning_limits.max_new_tokens = kReasoningTokens;
+  for (const int n : {1, 4, 8}) {
+    std::vector<std::vector<ChatTurn>> conversations;
+    for (int i = 0; i < n; ++i) {
+      const Question& question = questions[static_cast<std::size_t>(i) % questions.size()];
+      conversations.push_back({{ChatTurn::Role::User, question.prompt}});
+    }
+    VlmComponents::ReasoningTiming timing;
+    timing.conversations = n;
+    timing.sequential_seconds = median_seconds(repetitions, [&] {
+      for (const auto& c : conversations) judge.generate_ids(context.get(), c, reasoning_limits, call);
+    });
+    timing.batched_seconds =
+        median_seconds(repetitions, [&] { judge.generate_batch_ids(context.get(), conversations, reasoning_limits, call); });
+    out.reasoning.push_back(timing);
+  }
   return out;
 }
 

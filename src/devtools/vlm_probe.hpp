@@ -36,7 +36,23 @@ struct VlmComponents {
   ComponentTiming prefill;  ///< the image prefix through the decoder (prepare - vision)
   ComponentTiming scoring;  ///< every question in one score() call, the question head already cached
   ComponentTiming decode;   ///< one greedy step (batch 1) over the prefix
+  ComponentTiming decode_batch;  ///< one greedy step of kDecodeBatchRows rows (generate_batch)
+  /// Bytes of decoder weights one decode step reads (every layer's
+  /// projections and the LM head): bytes / step seconds is the bandwidth used.
+  double decoder_weight_bytes = 0;
+  /// Reasoning-shaped generation of N conversations (kReasoningTokens tokens
+  /// each): one generate() at a time against one generate_batch().
+  struct ReasoningTiming {
+    int conversations = 0;
+    double sequential_seconds = 0, batched_seconds = 0;
+  };
+  std::vector<ReasoningTiming> reasoning;
 };
+
+/// Rows of the batched decode step the probe times.
+inline constexpr int kDecodeBatchRows = 8;
+/// Tokens each conversation of the reasoning timing generates.
+inline constexpr int kReasoningTokens = 8;
 
 /// Median wall-clock seconds of `repetitions` runs of `run`, after one
 /// unmeasured warm-up run (oneDNN primitives, allocations).

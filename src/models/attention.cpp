@@ -110,8 +110,14 @@ at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& keys, const 
       }
       hidden = at::cat({prefix_hidden, hidden}, 1);
     }
-    const at::Tensor mask = additive(hidden, float_options);  // [rows, P+S], the same for each of the G heads
+    const at::Tensor shared_mask = additive(hidden, float_options);  // [rows, P+S], the same for each of the G heads
     for (std::int64_t b = 0; b < batch; ++b) {
+      // A padded row: its padding keys hidden too (after the prefix part, which has none).
+      const at::Tensor mask =
+          span.key_padding.defined()
+              ? additive(hidden.logical_or(at::cat({at::zeros({plen}, at::kBool), span.key_padding[b]}).view({1, plen + own})),
+                         float_options)
+              : shared_mask;
       for (std::int64_t h = 0; h < kv_heads; ++h) {
         const at::Tensor qg = q[b].narrow(0, h * groups, groups).narrow(1, row, rows).reshape({groups * rows, dim});
         at::Tensor scores = blocks.scores(groups * rows);  // [G*rows, P+S]: prefix keys, then own keys

@@ -20,6 +20,9 @@ struct AttentionSpan {
   /// [T] int64: packed rows; a token sees only the tokens of its own row among
   /// this call's (every row sees the prefix). Needs past == 0. Undefined = one row.
   at::Tensor segments;
+  /// [B, past + T] bool: own keys hidden from every query of their row (padding
+  /// of rows of different lengths). Undefined = none.
+  at::Tensor key_padding;
   /// Sliding window: a query sees only keys less than `window` positions back
   /// (HF: key j is hidden when j <= i - window). 0 = none.
   std::int64_t window = 0;

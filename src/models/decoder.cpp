@@ -291,6 +291,16 @@ void Decoder::check(const DecoderInput& input) const {
        input.read_positions.min().item<std::int64_t>() < 0 || input.read_positions.max().item<std::int64_t>() >= steps)) {
     fail(fmt::format("read_positions must be [N > 0] in [0, {})", steps));
   }
+  if (input.key_padding.defined()) {
+    const std::int64_t own = (input.cache != nullptr ? input.cache->length() : 0) + steps;
+    if (input.key_padding.scalar_type() != at::kBool || input.key_padding.dim() != 2 ||
+        input.key_padding.size(0) != batch || input.key_padding.size(1) != own) {
+      fail(fmt::format("key_padding must be bool [{}, {}] (batch, own keys)", batch, own));
+    }
+    if (input.segments.defined() || !config_.sliding_window.empty()) {
+      fail("key_padding does not combine with packed rows or a sliding window");
+    }
+  }
   if (input.cache_only && (input.cache == nullptr || input.collect_hidden_states)) {
     fail("cache_only needs a cache and no collected hidden states");
   }
@@ -310,6 +320,7 @@ DecoderOutput Decoder::forward(const DecoderInput& input) const {
   span.past = input.cache != nullptr ? input.cache->length() : 0;
   span.prefix_length = has_prefix ? input.shared_prefix->length() : 0;
   span.segments = input.segments;
+  span.key_padding = input.key_padding;
 
   DecoderOutput output;
   at::Tensor x = input.embeds.to(dtype_);

@@ -20,6 +20,8 @@
 //   into the query rows, joined to the own part by one softmax);
 // - packed rows (`segments`): many short continuations of one prefix as one
 //   sequence with no padding;
+// - padded rows (`key_padding`): a batch of rows whose own caches hold
+//   different lengths, right-padded, each row decoding at its own positions;
 // - read positions: the last layer computes only the positions read;
 // - cache only: the last layer stops after its keys and values.
 // A call's past length (the own cache before the call) is fixed once, before
@@ -138,6 +140,11 @@ struct DecoderInput {
   /// (its keys and values still cover every token), and last_hidden is
   /// [1, N, hidden]. Undefined = every token.
   at::Tensor read_positions;
+  /// [B, past + T] bool, true where a row's own key is padding: hidden from
+  /// every query of that row. Rows of different lengths decode as one batch
+  /// this way (their caches right-padded to one length, each row's positions
+  /// its own). Not with packed rows or a sliding window. Undefined = none.
+  at::Tensor key_padding;
   /// Only fill `cache`: the last layer stops after its keys and values, and
   /// last_hidden stays undefined (a prefix whose outputs are never read).
   bool cache_only = false;

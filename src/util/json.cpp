@@ -80,4 +80,28 @@ std::optional<nlohmann::json> try_parse_json(std::string_view text, const JsonLi
   return parsed;
 }
 
+std::optional<std::size_t> json_object_end(std::string_view text) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (depth == 0) {
+      // Outside any object: strings do not count here (prose may hold a stray quote).
+      if (c == '{') depth = 1;
+      continue;
+    }
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace imgjudge::util

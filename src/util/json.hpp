@@ -36,4 +36,12 @@ nlohmann::json parse_json(std::string_view text, const std::string& source, Erro
 /// it is not JSON or passes a limit.
 std::optional<nlohmann::json> try_parse_json(std::string_view text, const JsonLimits& limits = {});
 
+/// Where the first top-level JSON object of `text` ends: the index just past
+/// the '}' that brings the brace depth back to 0, braces counted outside
+/// double-quoted strings (a backslash escapes the next character inside one).
+/// nullopt while no object has opened or the first one is still open. Text a
+/// model writes before the object ("Answer: {...") is skipped; a '}' before
+/// any '{' is ignored.
+std::optional<std::size_t> json_object_end(std::string_view text);
+
 }  // namespace imgjudge::util

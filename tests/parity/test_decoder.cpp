@@ -401,3 +401,61 @@ TEST_CASE("grouped_attention equals a naive masked softmax for every mask option
     }
   }
 }
+
+TEST_CASE("rows of different lengths decode as one right-padded batch: the golden greedy steps", "[parity][decoder]") {
+  at::set_num_threads(1);
+  const auto decoder_ptr = load_fixture_decoder(deep_dir());
+  const Decoder& decoder = *decoder_ptr;
+  const qwen_test::TensorFile expected(deep_dir() + "/outputs.safetensors");
+  const at::Tensor expected_ids = expected["greedy_new_ids"];
+  REQUIRE(expected_ids.size(0) == 10);
+  const at::Tensor ids = fixture_ids(deep_dir());
+  const std::int64_t length = ids.size(1), shorter = length - 4;
+  // Row 0: the fixture prompt (the golden steps); row 1: its first `shorter`
+  // tokens, decoded alone over a single-row cache as its reference.
+  KvCache row0, row1, alone;
+  at::Tensor logits0 = prefill(decoder, ids, 0, length, row0)[length - 1];
+  at::Tensor logits1 = prefill(decoder, ids, 0, shorter, row1)[shorter - 1];
+  prefill(decoder, ids, 0, shorter, alone);
+  KvCache batch;  // per layer [2, KV, length, D], row 1 right-padded
+  for (std::size_t layer = 0; layer < row0.keys.size(); ++layer) {
+    const auto pad = [&](const at::Tensor& t) {
+      return at::cat({t, at::zeros({1, t.size(1), length - shorter, t.size(3)}, t.options())}, 2);
+    };
+    batch.keys.push_back(at::cat({row0.keys[layer], pad(row1.keys[layer])}));
+    batch.values.push_back(at::cat({row0.values[layer], pad(row1.values[layer])}));
+  }
+  at::Tensor key_padding = at::zeros({2, length}, at::kBool);
+  key_padding[1].narrow(0, shorter, length - shorter).fill_(true);
+  at::Tensor alone_logits = logits1;
+  for (std::int64_t k = 0; k < expected_ids.size(0); ++k) {
+    INFO("step " << k);
+    QWEN_CHECK_CLOSE("row 0 (golden)", logits0, expected["greedy_step_logits"][k], kTolerance);
+    QWEN_CHECK_CLOSE("row 1 (alone)", logits1, alone_logits, kTolerance);
+    const std::int64_t next0 = logits0.argmax().item<std::int64_t>();
+    const std::int64_t next1 = logits1.argmax().item<std::int64_t>();
+    CHECK(next0 == expected_ids[k].item<std::int64_t>());
+    CHECK(next1 == alone_logits.argmax().item<std::int64_t>());
+    DecoderInput step;
+    step.embeds = decoder.embed(at::tensor({next0, next1}, at::kLong).view({2, 1}));
+    step.position_ids = at::tensor({length + k, shorter + k}, at::kLong).view({1, 2, 1});
+    key_padding = at::cat({key_padding, at::zeros({2, 1}, at::kBool)}, 1);
+    step.key_padding = key_padding;
+    step.cache = &batch;
+    const at::Tensor hidden = decoder.forward(step).last_hidden;  // [2, 1, H]
+    logits0 = decoder.logits(hidden[0][0]);
+    logits1 = decoder.logits(hidden[1][0]);
+    DecoderInput one;
+    one.embeds = decoder.embed(at::full({1, 1}, next1, at::kLong));
+    one.position_ids = text_positions(1, 1, alone.length());
+    one.cache = &alone;
+    alone_logits = decoder.logits(decoder.forward(one).last_hidden[0][0]);
+  }
+  // Misuse: padding of the wrong shape, or with packed rows.
+  DecoderInput wrong;
+  wrong.embeds = decoder.embed(at::zeros({2, 1}, at::kLong));
+  wrong.position_ids = at::zeros({1, 2, 1}, at::kLong);
+  wrong.cache = &batch;
+  wrong.key_padding = at::zeros({2, 3}, at::kBool);
+  CHECK_THROWS_WITH(decoder.forward(wrong), Catch::Contains("key_padding must be bool"));
+}

@@ -176,3 +176,67 @@ TEST_CASE("judge fixtures through `imgjudge score` (both answer definitions)", "
     }
   }
 }
+
+// Batched reasoning (generate_batch: the image prefix once, the rows' own
+// tokens packed, one batched forward per greedy step, finished rows dropped)
+// gives exactly the text of one conversation at a time, on 4-layer float32
+// models with the real tokenizer (so a row may also end at <|im_end|>).
+TEST_CASE("judge fixtures: batched generation equals one conversation at a time, and the golden text",
+          "[parity][judge][generate]") {
+  using imgjudge::ChatTurn;
+  for (const std::string& dir : judge_fixture_dirs()) {
+    INFO(dir);
+    const Fixture f = read_fixture(dir);
+    imgjudge::ModelConfig config;
+    config.model_dir = dir;
+    config.dtype = "float32";
+    config.threads = 1;
+    const auto models = imgjudge::load_models(config);
+    const json& golden = f.expected.at("generate").at(0);
+    const auto context =
+        models.vlm->prepare(imgjudge::load_image_file(dir + "/" + golden.at("image").get<std::string>()), {});
+    // Prompts of different lengths; the third is a turn-2 conversation.
+    const std::vector<std::vector<ChatTurn>> conversations = {
+        {{ChatTurn::Role::User, golden.at("prompt").get<std::string>()}},
+        {{ChatTurn::Role::User, "Describe it."}},
+        {{ChatTurn::Role::User, "Is a person visible?"},
+         {ChatTurn::Role::Assistant, "There is a shape in the middle of the picture, maybe a person."},
+         {ChatTurn::Role::User, "Answer as JSON: {\"rating\": \"Yes\" or \"No\", \"rationale\": \"...\"}"}},
+    };
+    imgjudge::GenerateLimits limits;
+    limits.max_new_tokens = static_cast<int>(golden.at("new_ids").size());
+
+    // The golden text, as a row of a batch among others (twice, so both ends of the batch hold it).
+    const auto with_golden = models.vlm->generate_batch(context.get(), {conversations[0], conversations[1], conversations[0]},
+                                                       limits, {});
+    REQUIRE(with_golden.size() == 3);
+    CHECK(with_golden[0] == golden.at("text").get<std::string>());
+    CHECK(with_golden[2] == golden.at("text").get<std::string>());
+
+    // Different stop points: a stop string taken from the middle of row 0's
+    // text ends it early; the JSON stop ends rows at a closed object.
+    const std::string plain = models.vlm->generate(context.get(), conversations[0], limits, {});
+    REQUIRE(plain.size() >= 4);
+    imgjudge::GenerateLimits stopping = limits;
+    stopping.stop = {plain.substr(plain.size() / 2, 2)};
+    stopping.stop_after_json_object = true;
+    CHECK(models.vlm->generate(context.get(), conversations[0], stopping, {}).size() < plain.size());
+    for (const auto& l : {limits, stopping}) {
+      for (std::size_t b = 1; b <= conversations.size(); ++b) {
+        INFO("batch of " << b << ", stops " << l.stop.size());
+        const std::vector<std::vector<ChatTurn>> batch(conversations.begin(), conversations.begin() + b);
+        const auto texts = models.vlm->generate_batch(context.get(), batch, l, {});
+        REQUIRE(texts.size() == b);
+        for (std::size_t i = 0; i < b; ++i) {
+          INFO("row " << i);
+          CHECK(texts[i] == models.vlm->generate(context.get(), batch[i], l, {}));
+        }
+      }
+    }
+    // Without an image (a shared text head instead of the image prefix).
+    const auto text_only = models.vlm->generate_batch(nullptr, {conversations[1], conversations[2]}, limits, {});
+    REQUIRE(text_only.size() == 2);
+    CHECK(text_only[0] == models.vlm->generate(nullptr, conversations[1], limits, {}));
+    CHECK(text_only[1] == models.vlm->generate(nullptr, conversations[2], limits, {}));
+  }
+}

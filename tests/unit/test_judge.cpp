@@ -118,12 +118,30 @@ class CountingVlm : public VisionLanguageModel {
     }
     return inner_->generate(image, turns, limits, call);
   }
+  // The base class's loop over generate() (what a backend without batching gets).
+  std::vector<std::string> generate_batch(const ImageContext* image,
+                                          const std::vector<std::vector<ChatTurn>>& conversations,
+                                          const GenerateLimits& limits, const CallContext& call) const override {
+    {
+      std::lock_guard<std::mutex> lock(budgets_mutex);
+      std::vector<std::string> first_prompts;
+      for (const auto& turns : conversations) first_prompts.push_back(turns.front().text);
+      batches.push_back({first_prompts, conversations.front().size(), limits.stop_after_json_object});
+    }
+    return VisionLanguageModel::generate_batch(image, conversations, limits, call);
+  }
   std::string describe_answer_tokens(const AnswerWords& answers) const override {
     return inner_->describe_answer_tokens(answers);
   }
+  struct Batch {
+    std::vector<std::string> first_prompts;  // each conversation's first user turn
+    std::size_t turns = 0;                   // of the first conversation
+    bool stop_after_json_object = false;
+  };
   mutable std::atomic<int> prepares{0}, prior_calls{0}, image_calls{0}, exact_spellings{0}, any_spellings{0};
   mutable std::mutex budgets_mutex;
   mutable std::vector<int> generate_budgets;
+  mutable std::vector<Batch> batches;
 
  private:
   std::shared_ptr<const VisionLanguageModel> inner_;
@@ -299,6 +317,55 @@ reasoning = { "A person is visible." = '{"rating": "yes", "rationale": "a man"}'
   CHECK(v.review_rules == std::vector<std::string>{"weapon"});
   CHECK(v.violated_rules.empty());
   CHECK(v.reasoning_calls == 3);
+}
+
+TEST_CASE("an image's uncertain items are reasoned as one batch per turn, each conversation once", "[unit][judge]") {
+  Workspace ws;
+  ws.write_image("a.png", make_picture(63));
+  // "A person is visible." is uncertain in two rules: one conversation. Both
+  // alternatives of gore's first item are uncertain: reasoned together, and
+  // the more likely one ("An animal", 0.7) decides when reasoning accepts it.
+  const std::string constitution = std::string(kConstitution) + R"(
+[[rules]]
+id = "crowd"
+category = "violence"
+text = "No crowds."
+objective_text = "The image shows a crowd."
+relevance_texts = ["crowd"]
+chain = [ { any_of = ["A person is visible."] } ]
+)";
+  auto inner = ws.models(R"(
+[defaults]
+reasoning = '{"rating": "no", "rationale": "not there"}'
+[[images]]
+file = "a.png"
+scores = { "A person is visible." = 0.6, "An animal is visible." = 0.7, "Blood is visible." = 0.1, "A gun is visible." = 0.6 }
+reasoning = { "An animal is visible." = '{"rating": "yes", "rationale": "a dog"}' }
+)");
+  JudgeOptions options;
+  options.relevance = false;
+  auto counting = std::make_shared<CountingVlm>(inner.vlm);
+  Judge judge(Constitution::from_string(constitution), Models{inner.relevance, counting, inner.locator}, options);
+  const Verdict v = judge.judge(make_picture(63));
+  // Round 1 is the only round with uncertain items: one batch for the
+  // thinking turn, one for the JSON answer (which stops at the object's end).
+  REQUIRE(counting->batches.size() == 2);
+  CHECK(counting->batches[0].first_prompts.size() == 3);  // animal, person (gore and crowd), gun
+  CHECK(counting->batches[0].turns == 1);
+  CHECK_FALSE(counting->batches[0].stop_after_json_object);
+  CHECK(counting->batches[1].first_prompts == counting->batches[0].first_prompts);
+  CHECK(counting->batches[1].turns == 3);
+  CHECK(counting->batches[1].stop_after_json_object);
+  CHECK(v.reasoning_calls == 3);
+  const ItemResult& first = v.find_rule("gore")->items[0];
+  CHECK(first.outcome == ItemOutcome::Accepted);
+  CHECK(first.deciding_statement == 1);
+  CHECK(first.statements[1].rationale == "a dog");
+  CHECK(first.statements[0].outcome == ItemOutcome::Rejected);  // reasoned in the same batch
+  CHECK(statement(v, "crowd", 0).outcome == ItemOutcome::Rejected);
+  CHECK(statement(v, "crowd", 0).rationale == "not there");
+  CHECK(statement(v, "weapon", 0).outcome == ItemOutcome::Rejected);
+  CHECK(v.decision == Decision::Safe);
 }
 
 TEST_CASE("rounds: one score call per round with early exit, one call in all without", "[unit][judge]") {

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/reasoning.hpp"
+#include "util/json.hpp"
 
 using imgjudge::core::parse_reasoning_answer;
 
@@ -36,4 +37,23 @@ TEST_CASE("answers without a usable rating are refused", "[unit][reasoning]") {
   CHECK_FALSE(parse_reasoning_answer("I cannot tell from this image."));
   CHECK_FALSE(parse_reasoning_answer(R"({"rating": "maybe"})"));
   CHECK_FALSE(parse_reasoning_answer("{{{{{{"));
+}
+
+TEST_CASE("generation stops where the first top-level JSON object closes", "[unit][reasoning]") {
+  using imgjudge::util::json_object_end;
+  const std::string answer = R"({"rating": "No", "rationale": "a toy"})";
+  CHECK(json_object_end(answer) == answer.size());
+  CHECK(json_object_end(answer + "\n\nThe image shows") == answer.size());
+  // Prose and a code fence before it; nested objects; braces and escaped quotes inside strings.
+  const std::string fenced = "Sure:\n```json\n{\"a\": {\"b\": [1, {}]}, \"r\": \"} \\\" {\"}";
+  REQUIRE(json_object_end(fenced).has_value());
+  CHECK(fenced.substr(0, *json_object_end(fenced)) == fenced);
+  CHECK(json_object_end(fenced + "\n```") == fenced.size());
+  // Not closed yet, or not started: keep generating.
+  CHECK_FALSE(json_object_end(R"({"rating": "No", "rationale": "a }")").has_value());
+  CHECK_FALSE(json_object_end(R"({"rating": {"x": 1})").has_value());
+  CHECK_FALSE(json_object_end("I think the answer is no } really").has_value());
+  CHECK_FALSE(json_object_end("").has_value());
+  // A quote in the prose before the object does not open a string.
+  CHECK(json_object_end(R"(he said "hi {"a": 1} rest)") == std::string(R"(he said "hi {"a": 1})").size());
 }

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "imgjudge/error.hpp"
+#include "util/json.hpp"
 
 namespace imgjudge::backends::torch {
 
@@ -345,12 +346,10 @@ std::vector<double> MultimodalJudge::score(const ImageContext* image, const std:
   return scores;
 }
 
-std::vector<std::int32_t> MultimodalJudge::generate_ids(const ImageContext* image, const std::vector<ChatTurn>& turns,
-                                                        const GenerateLimits& limits, const CallContext& call) const {
-  c10::InferenceMode guard;
+// The prompt of `turns` as the chat template renders it, the image (if any)
+// opening the first user turn, ready for the assistant's next turn.
+TokenIds MultimodalJudge::conversation_ids(const Context* context, const std::vector<ChatTurn>& turns) const {
   if (turns.empty()) throw Error(ErrorCode::InvalidArgument, "generate: no chat turns");
-  if (limits.max_new_tokens < 0) throw Error(ErrorCode::InvalidArgument, "generate: max_new_tokens < 0");
-  const Context* context = as_context(image);
   std::vector<tokenizer::ChatMessage> messages;
   bool image_placed = context == nullptr;
   for (const ChatTurn& turn : turns) {
@@ -368,7 +367,44 @@ std::vector<std::int32_t> MultimodalJudge::generate_ids(const ImageContext* imag
   if (!image_placed) throw Error(ErrorCode::InvalidArgument, "generate: an image needs a user turn");
   std::vector<const models::EncodedImage*> images;
   if (context != nullptr) images.push_back(&context->image);
-  const TokenIds ids = model_->render(messages, images, /*add_generation_prompt=*/true);
+  return model_->render(messages, images, /*add_generation_prompt=*/true);
+}
+
+// Whether the text of `generated` has reached a stop of `limits` (a stop
+// string, or the end of its first JSON object): decoding stops after this token.
+bool MultimodalJudge::text_stop_reached(const std::vector<std::int32_t>& generated, const GenerateLimits& limits) const {
+  if (limits.stop.empty() && !limits.stop_after_json_object) return false;
+  const std::string text = model_->tokenizer().decode(generated, true);
+  for (const std::string& stop : limits.stop) {
+    if (!stop.empty() && text.find(stop) != std::string::npos) return true;
+  }
+  return limits.stop_after_json_object && util::json_object_end(text).has_value();
+}
+
+// The text of `generated`, ending before the first stop string or after the
+// '}' closing the first JSON object (whichever comes first).
+std::string MultimodalJudge::generated_text(const std::vector<std::int32_t>& generated,
+                                            const GenerateLimits& limits) const {
+  const std::string text = model_->tokenizer().decode(generated, true);
+  std::size_t end = text.size();
+  for (const std::string& stop : limits.stop) {
+    const std::size_t at = stop.empty() ? std::string::npos : text.find(stop);
+    if (at != std::string::npos) end = std::min(end, at);
+  }
+  if (limits.stop_after_json_object) {
+    if (const auto object_end = util::json_object_end(text)) end = std::min(end, *object_end);
+  }
+  return text.substr(0, end);
+}
+
+std::vector<std::int32_t> MultimodalJudge::generate_ids(const ImageContext* image, const std::vector<ChatTurn>& turns,
+                                                        const GenerateLimits& limits, const CallContext& call) const {
+  c10::InferenceMode guard;
+  if (limits.max_new_tokens < 0) throw Error(ErrorCode::InvalidArgument, "generate: max_new_tokens < 0");
+  const Context* context = as_context(image);
+  std::vector<const models::EncodedImage*> images;
+  if (context != nullptr) images.push_back(&context->image);
+  const TokenIds ids = conversation_ids(context, turns);
 
   // Reuse the image prefix when the prompt starts with it (a single user turn
   // opening with the image); otherwise prefill this prompt's own head.
@@ -395,24 +431,172 @@ std::vector<std::int32_t> MultimodalJudge::generate_ids(const ImageContext* imag
     if (std::find(stops.begin(), stops.end(), next) != stops.end()) break;
     generated.push_back(next);
     pending = {next};
-    if (!limits.stop.empty()) {
-      const std::string text = model_->tokenizer().decode(generated, true);
-      for (const std::string& stop : limits.stop) {
-        if (!stop.empty() && text.find(stop) != std::string::npos) return generated;
+    if (text_stop_reached(generated, limits)) break;
+  }
+  return generated;
+}
+
+std::vector<std::vector<std::int32_t>> MultimodalJudge::generate_batch_ids(
+    const ImageContext* image, const std::vector<std::vector<ChatTurn>>& conversations, const GenerateLimits& limits,
+    const CallContext& call) const {
+  c10::InferenceMode guard;
+  if (limits.max_new_tokens < 0) throw Error(ErrorCode::InvalidArgument, "generate: max_new_tokens < 0");
+  const Context* context = as_context(image);
+  std::vector<TokenIds> prompts;
+  for (const auto& turns : conversations) prompts.push_back(conversation_ids(context, turns));
+  const std::size_t count = prompts.size();
+  std::vector<std::vector<std::int32_t>> generated(count);
+  if (count == 0 || limits.max_new_tokens == 0) return generated;
+
+  // The prefix every row continues: the image prefix (computed once by
+  // prepare(), shared by scoring) or, without an image, the text head the
+  // prompts share. A conversation that does not start with the image prefix
+  // (a system turn first), or a sliding-window model (its window counts
+  // positions, which padding shifts), decodes one at a time.
+  const bool all_after_image =
+      context != nullptr && std::all_of(prompts.begin(), prompts.end(), [&](const TokenIds& p) {
+        return p.size() > context->prefix.ids.size() && starts_with(p, context->prefix.ids);
+      });
+  if ((context != nullptr && !all_after_image) || !model_->decoder().config().sliding_window.empty()) {
+    for (std::size_t r = 0; r < count; ++r) generated[r] = generate_ids(image, conversations[r], limits, call);
+    return generated;
+  }
+  Prefix text_head;
+  if (context == nullptr) {
+    text_head = prefill(TokenIds(prompts.front().begin(),
+                                 prompts.front().begin() + static_cast<std::ptrdiff_t>(common_head_length(prompts))),
+                        {}, call);
+  }
+  if (text_head.ids.empty()) text_head.rope_rows = model_->decoder().config().rope.mrope_section.empty() ? 1 : 3;
+  const Prefix& prefix = context != nullptr ? context->prefix : text_head;
+  const auto start = static_cast<std::int64_t>(prefix.ids.size());
+  std::vector<TokenIds> suffixes;
+  std::int64_t longest = 0;
+  for (const TokenIds& p : prompts) {
+    suffixes.emplace_back(p.begin() + start, p.end());
+    longest = std::max(longest, static_cast<std::int64_t>(suffixes.back().size()));
+  }
+
+  // 1. Prefill: the rows' suffixes packed into sequences of at most
+  //    kMaxBatchTokens (a packed pass computes every row pair's scores, so
+  //    one pass over many long rows would waste quadratic work), then each
+  //    row's keys and values copied into one right-padded own cache, per
+  //    layer [B, KV, longest, D], its padding hidden by key_padding [B, S].
+  const models::DecoderConfig& config = model_->decoder().config();
+  KvCache cache;
+  at::Tensor hidden_rows;  // [B, H]: each row's final hidden state at its last token
+  {
+    std::vector<at::Tensor> hidden_parts;
+    for (std::size_t first = 0, stop = 0; first < count; first = stop) {
+      std::size_t tokens = suffixes[first].size();
+      for (stop = first + 1; stop < count; ++stop) {
+        if (tokens + suffixes[stop].size() > kMaxBatchTokens) break;
+        tokens += suffixes[stop].size();
+      }
+      KvCache packed;  // per layer [1, KV, tokens, D]
+      hidden_parts.push_back(last_hidden(prefix, {suffixes.begin() + static_cast<std::ptrdiff_t>(first),
+                                                  suffixes.begin() + static_cast<std::ptrdiff_t>(stop)},
+                                         start, &packed, call));
+      if (cache.empty()) {
+        for (std::size_t layer = 0; layer < packed.keys.size(); ++layer) {
+          cache.keys.push_back(at::zeros({static_cast<std::int64_t>(count), config.num_kv_heads, longest, config.head_dim},
+                                         packed.keys[layer].options()));
+          cache.values.push_back(at::zeros_like(cache.keys.back()));
+        }
+      }
+      std::int64_t offset = 0;
+      for (std::size_t r = first; r < stop; ++r) {
+        const auto length = static_cast<std::int64_t>(suffixes[r].size());
+        for (std::size_t layer = 0; layer < packed.keys.size(); ++layer) {
+          cache.keys[layer][static_cast<std::int64_t>(r)].narrow(1, 0, length).copy_(
+              packed.keys[layer][0].narrow(1, offset, length));
+          cache.values[layer][static_cast<std::int64_t>(r)].narrow(1, 0, length).copy_(
+              packed.values[layer][0].narrow(1, offset, length));
+        }
+        offset += length;
       }
     }
+    hidden_rows = at::cat(hidden_parts, 0);
+  }
+  std::vector<std::int64_t> lengths;
+  for (const TokenIds& s : suffixes) lengths.push_back(static_cast<std::int64_t>(s.size()));
+  at::Tensor key_padding =
+      at::arange(longest, at::kLong).view({1, longest}) >= at::tensor(lengths, at::kLong).view({-1, 1});  // [B, S]
+
+  // 2. Greedy decode: every unfinished row advances by one token per batched
+  //    forward (the weights are read once per step for all rows); a row that
+  //    reaches an end token, a stop or its budget leaves the batch.
+  std::vector<std::size_t> active(count);  // batch row -> conversation
+  for (std::size_t r = 0; r < count; ++r) active[r] = r;
+  std::vector<std::int64_t> next_index(lengths);  // each row's next token index after the prefix
+  for (std::int64_t& index : next_index) index += start;
+  const auto& stops = model_->stop_token_ids();
+  while (true) {
+    call.check();
+    const at::Tensor logits = model_->decoder().logits(hidden_rows);  // [B, V] float32
+    require_finite(logits, "next-token logits");
+    const at::Tensor argmax = logits.argmax(1);
+    std::vector<std::int64_t> keep, next_tokens;  // batch rows that continue, and their new tokens
+    for (std::size_t b = 0; b < active.size(); ++b) {
+      const std::size_t r = active[b];
+      const auto next = static_cast<std::int32_t>(argmax[static_cast<std::int64_t>(b)].item<std::int64_t>());
+      if (std::find(stops.begin(), stops.end(), next) != stops.end()) continue;
+      generated[r].push_back(next);
+      if (static_cast<int>(generated[r].size()) >= limits.max_new_tokens || text_stop_reached(generated[r], limits)) {
+        continue;
+      }
+      keep.push_back(static_cast<std::int64_t>(b));
+      next_tokens.push_back(next);
+    }
+    if (keep.empty()) break;
+    if (keep.size() < active.size()) {
+      const at::Tensor rows = at::tensor(keep, at::kLong);
+      for (std::size_t layer = 0; layer < cache.keys.size(); ++layer) {
+        cache.keys[layer] = cache.keys[layer].index_select(0, rows);
+        cache.values[layer] = cache.values[layer].index_select(0, rows);
+      }
+      key_padding = key_padding.index_select(0, rows);
+      std::vector<std::size_t> still_active;
+      std::vector<std::int64_t> still_next;
+      for (std::int64_t b : keep) {
+        still_active.push_back(active[static_cast<std::size_t>(b)]);
+        still_next.push_back(next_index[static_cast<std::size_t>(b)]);
+      }
+      active = std::move(still_active);
+      next_index = std::move(still_next);
+    }
+    const auto batch = static_cast<std::int64_t>(active.size());
+    models::DecoderInput input;
+    input.embeds = model_->decoder().embed(at::tensor(next_tokens, at::kLong).view({batch, 1}));
+    // [R, B, 1]: each row at its own position; text after the prefix, so every M-RoPE row equal.
+    input.position_ids = (at::tensor(next_index, at::kLong) + prefix.rope_delta)
+                             .view({1, batch, 1})
+                             .expand({prefix.rope_rows, batch, 1})
+                             .contiguous();
+    key_padding = at::cat({key_padding, at::zeros({batch, 1}, at::kBool)}, 1);
+    input.key_padding = key_padding;
+    input.shared_prefix = prefix.ids.empty() ? nullptr : &prefix.cache;
+    input.cache = &cache;
+    input.call = &call;
+    hidden_rows = model_->decoder().forward(input).last_hidden.select(1, 0);  // [B, H]
+    for (std::int64_t& index : next_index) ++index;
   }
   return generated;
 }
 
 std::string MultimodalJudge::generate(const ImageContext* image, const std::vector<ChatTurn>& turns,
                                       const GenerateLimits& limits, const CallContext& call) const {
-  const std::string text = model_->tokenizer().decode(generate_ids(image, turns, limits, call), true);
-  for (const std::string& stop : limits.stop) {
-    const std::size_t at = stop.empty() ? std::string::npos : text.find(stop);
-    if (at != std::string::npos) return text.substr(0, at);
+  return generated_text(generate_ids(image, turns, limits, call), limits);
+}
+
+std::vector<std::string> MultimodalJudge::generate_batch(const ImageContext* image,
+                                                         const std::vector<std::vector<ChatTurn>>& conversations,
+                                                         const GenerateLimits& limits, const CallContext& call) const {
+  std::vector<std::string> texts;
+  for (const auto& ids : generate_batch_ids(image, conversations, limits, call)) {
+    texts.push_back(generated_text(ids, limits));
   }
-  return text;
+  return texts;
 }
 
 std::string MultimodalJudge::describe_answer_tokens(const AnswerWords& answers) const {

@@ -36,6 +36,12 @@ class MultimodalJudge final : public VisionLanguageModel {
                             const AnswerWords& answers, const CallContext& call) const override;
   std::string generate(const ImageContext* image, const std::vector<ChatTurn>& turns, const GenerateLimits& limits,
                        const CallContext& call) const override;
+  /// All conversations decoded as one batch over the image prefix: each
+  /// row's own tokens prefilled packed, then one batched forward per greedy
+  /// step for the rows still running; equal to generate() per conversation.
+  std::vector<std::string> generate_batch(const ImageContext* image,
+                                          const std::vector<std::vector<ChatTurn>>& conversations,
+                                          const GenerateLimits& limits, const CallContext& call) const override;
   std::string describe_answer_tokens(const AnswerWords& answers) const override;
 
   const models::MultimodalLM& model() const { return *model_; }
@@ -59,6 +65,11 @@ class MultimodalJudge final : public VisionLanguageModel {
   std::vector<std::int32_t> generate_ids(const ImageContext* image, const std::vector<ChatTurn>& turns,
                                          const GenerateLimits& limits, const CallContext& call) const;
 
+  /// The ids generate_batch() decodes, one list per conversation.
+  std::vector<std::vector<std::int32_t>> generate_batch_ids(const ImageContext* image,
+                                                            const std::vector<std::vector<ChatTurn>>& conversations,
+                                                            const GenerateLimits& limits,
+                                                            const CallContext& call) const;
   /// The token ids whose probabilities make P(word) at the first answer token.
   std::vector<std::int64_t> answer_token_ids(const std::string& word, AnswerSpellings spellings) const;
 
@@ -67,6 +78,9 @@ class MultimodalJudge final : public VisionLanguageModel {
   class Context;
   const Context* as_context(const ImageContext* image) const;
   void check_image_tokens() const;
+  std::vector<std::int64_t> conversation_ids(const Context* context, const std::vector<ChatTurn>& turns) const;
+  bool text_stop_reached(const std::vector<std::int32_t>& generated, const GenerateLimits& limits) const;
+  std::string generated_text(const std::vector<std::int32_t>& generated, const GenerateLimits& limits) const;
   void self_check() const;
   std::vector<tokenizer::ChatMessage> question_chat(const Context* context, const std::string& question) const;
   Prefix prefill(std::vector<std::int64_t> ids, const std::vector<const models::EncodedImage*>& images,
