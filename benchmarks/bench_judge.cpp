@@ -427,7 +427,9 @@ int main(int argc, char** argv) try {
   // Decode is memory-bound: one step reads every decoder weight once, for
   // one row or many, so a batched step costs about one and reasoning about N
   // statements about one stream.
-  auto decode_batching_json = [](const devtools::VlmComponents& c) {
+  // The host's read bandwidth in this run: the ceiling of a decode step.
+  const double host_read_gb_per_s = devtools::probe_read_bandwidth_gbps();
+  auto decode_batching_json = [&](const devtools::VlmComponents& c) {
     json reasoning = json::array();
     for (const auto& r : c.reasoning) {
       reasoning.push_back({{"conversations", r.conversations}, {"tokens_each", devtools::kReasoningTokens},
@@ -438,6 +440,8 @@ int main(int argc, char** argv) try {
                 {"step_seconds_batch_1", c.decode.seconds},
                 {"step_seconds_batch_" + std::to_string(devtools::kDecodeBatchRows), c.decode_batch.seconds},
                 {"weights_gb_per_s_batch_1", gb_per_s(c.decode.seconds)},
+                {"host_read_gb_per_s", host_read_gb_per_s},
+                {"fraction_of_host_bandwidth_batch_1", gb_per_s(c.decode.seconds) / host_read_gb_per_s},
                 {"weights_gb_per_s_batch_" + std::to_string(devtools::kDecodeBatchRows), gb_per_s(c.decode_batch.seconds)},
                 {"reasoning", reasoning}};
   };

@@ -62,4 +62,19 @@ int set_threads(int threads) {
   return at::get_num_threads();
 }
 
+double probe_read_bandwidth_gbps(std::int64_t bytes) {
+  c10::InferenceMode guard;
+  // Filled once, so every page is resident before the timed reads.
+  const at::Tensor buffer = at::ones({bytes / std::int64_t(sizeof(float))}, at::kFloat);
+  double best_seconds = 0;
+  for (int run = 0; run < 6; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    const float total = buffer.sum().item<float>();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!(total > 0)) throw Error(ErrorCode::Internal, "bandwidth probe: the sum of ones is not positive");
+    if (run > 0 && (best_seconds == 0 || seconds < best_seconds)) best_seconds = seconds;  // run 0 warms up
+  }
+  return double(buffer.nbytes()) / best_seconds / 1e9;
+}
+
 }  // namespace imgjudge::devtools

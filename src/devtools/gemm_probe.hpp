@@ -22,6 +22,12 @@ struct GemmProbe {
 GemmProbe probe_gemm(std::int64_t m, std::int64_t k, std::int64_t n, const std::string& dtype,
                      double min_seconds = 0.3);
 
+/// This machine's memory read bandwidth in GB/s, as a decode step sees it:
+/// the best of several multi-threaded sums over a float32 buffer of
+/// `bytes` (far larger than the caches), with the current thread count. The
+/// ceiling for a memory-bound step that reads every weight once.
+double probe_read_bandwidth_gbps(std::int64_t bytes = std::int64_t(1) << 30);
+
 /// The shared library that provides the BLAS `sgemm_` libtorch calls for
 /// float32 products (e.g. ".../openblas-openmp/libblas.so.3" or the reference
 /// ".../blas/libblas.so.3", 20-50x slower), resolved through symlinks; "unknown"
