@@ -32,6 +32,7 @@
 #include "runtime/safetensors.hpp"
 #include "runtime/tensor_cache.hpp"
 #include "devtools/gemm_probe.hpp"
+#include "devtools/host_info.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/files.hpp"
 
@@ -121,15 +122,6 @@ std::int64_t status_bytes(const std::string& field) {
 // its float32 copy is made).
 void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
 // M(x, c) of every statement a verdict scored, by statement.
 std::map<std::string, double> statement_scores(const Verdict& verdict) {
   std::map<std::string, double> scores;
@@ -139,15 +131,6 @@ std::map<std::string, double> statement_scores(const Verdict& verdict) {
     }
   }
   return scores;
-}
-
-bool cpu_flag(const std::string& flag) {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("flags", 0) == 0) return (line + " ").find(" " + flag + " ") != std::string::npos;
-  }
-  return false;
 }
 
 // `--sizes` entry for the photos at their own size (kPhotoSize in `sizes`).
@@ -525,8 +508,8 @@ int main(int argc, char** argv) try {
 
   json report = {
       {"benchmark", "imgjudge.bench_judge/2"},
-      {"machine", {{"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()},
-                   {"avx512bw", cpu_flag("avx512bw")}, {"avx512_bf16", cpu_flag("avx512_bf16")},
+      {"machine", {{"cpu", devtools::cpu_model()}, {"cores", std::thread::hardware_concurrency()},
+                   {"avx512bw", devtools::cpu_flag("avx512bw")}, {"avx512_bf16", devtools::cpu_flag("avx512_bf16")},
                    {"blas", devtools::blas_library()}, {"gemm_by_dtype", gemm_by_dtype}}},
       {"model", {{"dir", model_dir}, {"family", family}, {"config", json::parse(util::read_file_text(util::join_path(model_dir, "config.json")))}}},
       {"dtype", dtype},

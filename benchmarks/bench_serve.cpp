@@ -26,6 +26,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "devtools/host_info.hpp"
 #include "imgjudge/imgjudge.hpp"
 #include "serve/serve.hpp"
 
@@ -51,15 +52,6 @@ Without --model: the scripted backend on examples/demo/scripted-answers.toml,
 which measures the serving overhead alone (HTTP, queue, decoding, the Judge's
 bookkeeping), not a model. Images: examples/images/*, in turn.
 )";
-
-std::string cpu_model() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -275,7 +267,7 @@ int main(int argc, char** argv) try {
 
   const json out = {
       {"benchmark", "imgjudge.bench_serve/1"},
-      {"machine", {{"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()}}},
+      {"machine", {{"cpu", devtools::cpu_model()}, {"cores", std::thread::hardware_concurrency()}}},
       {"models",
        {{"backend", options.models.backend},
         {"model", options.models.model_dir},
